@@ -1,0 +1,32 @@
+"""User-facing errors.
+
+Every error a user can cause (bad data, bad options, a foreign file) is raised as a
+:class:`GanaugError` whose message is one line that says what is wrong and where. The CLI
+prints it without a traceback and exits with status 1 (2 for :class:`UsageError`).
+"""
+
+from __future__ import annotations
+
+
+class GanaugError(Exception):
+    """Base class of all errors ganaug reports to users (one-line message)."""
+
+
+class DataError(GanaugError):
+    """The input data cannot be read or is unusable."""
+
+
+class UsageError(GanaugError):
+    """Options or arguments are inconsistent (CLI exit code 2)."""
+
+
+class CheckpointError(GanaugError):
+    """A run directory or weights file is missing, incomplete or not ganaug's."""
+
+
+class ExportError(GanaugError):
+    """ONNX export failed or did not pass its checks."""
+
+
+class PluginError(GanaugError):
+    """A plugin raised or returned something unusable; the message names plugin and hook."""
