@@ -1,0 +1,116 @@
+"""Shared CLI machinery: lazy command loading, error handling, ``--config``, ``--seed``, ``--quiet``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from ganaug.errors import GanaugError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class GanaugGroup(click.Group):
+    """A click group whose subcommands are imported on first use, and which turns
+    :class:`GanaugError` into a one-line message and exit code 1 (2 for usage errors)."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except GanaugError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Read a YAML/JSON config whose keys are the command's long options; flags still win."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path}: expected a mapping of option names to values")
+    known = {p.name for p in ctx.command.params if p.name}
+    defaults: dict[str, Any] = {}
+    for key, val in data.items():
+        name = str(key).lstrip("-").replace("-", "_")
+        if name not in known:
+            raise click.BadParameter(f"{path}: unknown option {key!r} for 'ganaug {ctx.info_name}'")
+        defaults[name] = val
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+def config_option(func: F) -> F:
+    """Add ``--config FILE``: YAML whose keys equal the long options (flags override it)."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=_load_config,
+        help="YAML file whose keys are this command's long options; flags override it.",
+    )(func)
+
+
+def seed_option(default: int | None = 0) -> Callable[[F], F]:
+    """Add ``--seed N``."""
+    return click.option("--seed", type=int, default=default, show_default=True, help="Random seed.")
+
+
+def quiet_option(func: F) -> F:
+    """Add ``--quiet/-q``: no progress bars or informational output."""
+    return click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final result.")(func)
+
+
+def echo(message: str, quiet: bool = False) -> None:
+    """Print an informational line unless ``quiet``."""
+    if not quiet:
+        click.echo(message)
+
+
+def fail_usage(message: str) -> None:
+    """Raise a usage error (exit code 2) with a one-line message."""
+    raise UsageError(message)
+
+
+def warn(message: str) -> None:
+    """Print a warning line to stderr."""
+    click.echo(f"warning: {message}", err=True)
+
+
+__all__ = ["GanaugGroup", "config_option", "echo", "fail_usage", "quiet_option", "seed_option", "warn"]

@@ -1,0 +1,70 @@
+"""The latent noise stream shared by every sampler (torch, ONNX runtime, augment).
+
+Noise is drawn with NumPy, never with torch, so the same ``seed`` gives the same ``z`` vectors --
+and therefore the same images -- whether a generator runs in torch or in onnxruntime. The stream
+is cut into fixed blocks of :data:`BLOCK_ROWS` rows, each drawn from its own generator seeded by
+``(seed, block_index)``, so the rows never depend on the batch size used to consume them, with or
+without truncation. This module must not import torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_ROWS = 1024
+
+
+def _truncated_block(rng: np.random.Generator, rows: int, z_dim: int, truncation: float | None) -> np.ndarray:
+    z = rng.standard_normal((rows, z_dim), dtype=np.float32)
+    if truncation is not None:
+        bad = np.abs(z) > truncation
+        while bad.any():
+            z[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
+            bad = np.abs(z) > truncation
+    return z
+
+
+class NoiseStream:
+    """Consecutive rows of one seeded latent stream.
+
+    ``take(k)`` called repeatedly returns the same rows as one ``sample_noise(seed, total, z_dim)``
+    call. ``truncation`` T > 0 redraws every coordinate with ``|z| > T`` (the truncation trick:
+    fewer, more typical samples). ``seed=None`` draws a fresh random seed (see :attr:`seed`).
+    """
+
+    def __init__(self, seed: int | None, z_dim: int, truncation: float | None = None) -> None:
+        if z_dim <= 0:
+            raise ValueError(f"z_dim must be > 0, got {z_dim}")
+        if truncation is not None and truncation <= 0:
+            raise ValueError(f"truncation must be > 0, got {truncation}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = int(seed)
+        self.z_dim = z_dim
+        self.truncation = truncation
+        self._block_index = 0
+        self._buffer = np.empty((0, z_dim), dtype=np.float32)
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` rows of the stream, float32 ``[n, z_dim]``."""
+        if n < 0:
+            raise ValueError(f"number of noise vectors must be >= 0, got {n}")
+        parts = []
+        while n > 0:
+            if len(self._buffer) == 0:
+                rng = np.random.default_rng([self.seed, self._block_index])
+                self._buffer = _truncated_block(rng, BLOCK_ROWS, self.z_dim, self.truncation)
+                self._block_index += 1
+            chunk, self._buffer = self._buffer[:n], self._buffer[n:]
+            parts.append(chunk)
+            n -= len(chunk)
+        if not parts:
+            return np.empty((0, self.z_dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(parts))
+
+
+def sample_noise(seed: int | None, n: int, z_dim: int, truncation: float | None = None) -> np.ndarray:
+    """Return the first ``n`` rows of the latent stream for ``seed`` (float32 ``[n, z_dim]``)."""
+    return NoiseStream(seed, z_dim, truncation).take(n)
