@@ -1,0 +1,194 @@
+"""Weights on disk: safetensors files with ganaug metadata, never pickle.
+
+Two kinds of weights files exist:
+
+* a **generator file** (``weights/ema.safetensors`` in a run directory, or any file written by
+  :func:`save_generator`): the generator's tensors, plus metadata ``ganaug.format =
+  "generator-v1"``, ``ganaug.model`` (JSON model config), ``ganaug.classes`` (JSON list),
+  ``ganaug.run_id``, ``ganaug.step`` and ``ganaug.version``;
+* a **training file** (``weights/last.safetensors``): generator and discriminator tensors under
+  the prefixes ``G.`` and ``D.`` with both configs, ``ganaug.format = "training-v1"``.
+
+Every file is written atomically. Anything that is not a safetensors file with this metadata --
+a pickled ``.pt`` checkpoint above all -- is refused with a :class:`CheckpointError` before a
+single byte of it is interpreted as code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ganaug import __version__
+from ganaug.errors import CheckpointError
+from ganaug.fileio import atomic_path, sha256_file
+
+GENERATOR_FORMAT = "generator-v1"
+TRAINING_FORMAT = "training-v1"
+_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a weights file says about the generator inside it."""
+
+    classes: list[str]
+    config: dict[str, Any]
+    run_id: str
+    weights_path: Path
+    weights_sha256: str
+    step: int
+    prefix: str = ""
+
+
+def state_tensors(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The module's state dict as contiguous CPU tensors, ready for safetensors."""
+    return {prefix + k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write ``tensors`` with string ``metadata`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def _metadata(kind: str, classes: list[str], run_id: str, step: int) -> dict[str, str]:
+    return {
+        "ganaug.format": kind,
+        "ganaug.classes": json.dumps(list(classes)),
+        "ganaug.run_id": run_id,
+        "ganaug.step": str(int(step)),
+        "ganaug.version": __version__,
+    }
+
+
+def save_generator(
+    path: str | Path, module: torch.nn.Module, *, classes: list[str], run_id: str, step: int
+) -> None:
+    """Save a generator (its ``config`` attribute and state dict) as a standalone weights file."""
+    config = getattr(module, "config", None)
+    if not isinstance(config, dict):
+        raise CheckpointError("generator has no 'config' dict; build it with ganaug.models.build_generator")
+    meta = _metadata(GENERATOR_FORMAT, classes, run_id, step)
+    meta["ganaug.model"] = json.dumps(config)
+    save_tensors(path, state_tensors(module), meta)
+
+
+def save_training_weights(
+    path: str | Path,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    *,
+    classes: list[str],
+    run_id: str,
+    step: int,
+) -> None:
+    """Save generator and discriminator together (the resumable ``last.safetensors``)."""
+    meta = _metadata(TRAINING_FORMAT, classes, run_id, step)
+    meta["ganaug.model"] = json.dumps(generator.config)
+    meta["ganaug.discriminator"] = json.dumps(discriminator.config)
+    tensors = state_tensors(generator, "G.") | state_tensors(discriminator, "D.")
+    save_tensors(path, tensors, meta)
+
+
+def _check_not_pickle(path: Path) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if path.suffix.lower() in _PICKLE_SUFFIXES or head[:1] == b"\x80" or head == b"PK":
+        raise CheckpointError(
+            f"{path}: looks like a pickled/zip PyTorch checkpoint; ganaug only loads .safetensors "
+            "weights and never unpickles files (they can run code)"
+        )
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ganaug metadata of a safetensors weights file (validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    _check_not_pickle(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    if meta.get("ganaug.format") not in (GENERATOR_FORMAT, TRAINING_FORMAT):
+        raise CheckpointError(f"{path}: safetensors file without ganaug metadata (not a ganaug generator)")
+    return meta
+
+
+def resolve_weights(source: str | Path) -> Path:
+    """Map a run directory or weights file to the generator weights to use (EMA first)."""
+    source = Path(source)
+    if source.is_dir():
+        for candidate in (source / "weights" / "ema.safetensors", source / "weights" / "last.safetensors"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(
+            f"{source}: no weights/ema.safetensors or weights/last.safetensors in run directory"
+        )
+    if not source.exists():
+        raise CheckpointError(f"generator not found: {source}")
+    return source
+
+
+def load_generator_info(source: str | Path) -> GeneratorInfo:
+    """Describe the generator in a run directory or weights file without building it."""
+    path = resolve_weights(source)
+    meta = read_metadata(path)
+    try:
+        config = json.loads(meta["ganaug.model"])
+        classes = json.loads(meta["ganaug.classes"])
+        step = int(meta.get("ganaug.step", "0"))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged ganaug metadata ({exc})") from None
+    prefix = "G." if meta["ganaug.format"] == TRAINING_FORMAT else ""
+    return GeneratorInfo(
+        classes=list(classes),
+        config=config,
+        run_id=meta.get("ganaug.run_id", ""),
+        weights_path=path,
+        weights_sha256=sha256_file(path),
+        step=step,
+        prefix=prefix,
+    )
+
+
+def load_state(
+    path: str | Path, prefix: str = "", device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, optionally only those under ``prefix`` (with it stripped)."""
+    tensors = load_file(str(path), device=str(device))
+    if not prefix:
+        return tensors
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    """Load ``state`` strictly into ``module``; a mismatch is a CheckpointError naming the file."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{where}: weights do not match the saved model config ({first})") from None
+
+
+def load_generator(source: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the generator of a run directory or weights file (EMA weights first), in eval mode.
+
+    The module gets an attribute ``ganaug_info`` (:class:`GeneratorInfo`).
+    """
+    from ganaug.models import build_generator
+
+    info = load_generator_info(source)
+    module = build_generator(**info.config)
+    load_module_state(module, load_state(info.weights_path, info.prefix), info.weights_path)
+    module.to(device).eval()
+    module.ganaug_info = info
+    return module

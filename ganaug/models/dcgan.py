@@ -1,0 +1,124 @@
+"""``dcgan``: conditional DCGAN for 28-64 px with a spectrally normalised projection discriminator.
+
+G: ``[z, embed(y)] -> Linear -> base x base map -> n x [upsample x2, conv3x3, BN, ReLU] -> conv3x3 -> tanh``
+(base = image size halved while even and >= 4: 28 -> 7, 32 -> 4, 48 -> 6, 64 -> 4).
+Channels fall from 4*width (or 2*width at 28 px) to width/2 at full resolution.
+
+D: ``conv3x3 -> n x conv4x4/2 -> conv3x3`` with LeakyReLU(0.1), channels width -> 4*width, global sum
+pooling and a projection output ``linear(h) + <embed(y), h>`` (Miyato & Koyama 2018); spectral norm on
+every layer when ``spectral_norm`` is true. Weights start from N(0, 0.02).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganaug.errors import UsageError
+from ganaug.models import register_discriminator, register_generator
+from ganaug.models.layers import (
+    ProjectionHead,
+    apply_spectral_norm,
+    dcgan_init,
+    halving_plan,
+    init_weights,
+    sizes_with_base,
+)
+
+SIZES = sizes_with_base(28, 64)
+
+
+def _check_width(width: int) -> None:
+    if width < 4:
+        raise UsageError(f"width must be >= 4, got {width}")
+
+
+def generator_channels(width: int, steps: int) -> list[int]:
+    """Channels at each resolution, base first: ``min(width * 2**(steps - i), 8 * width) // 2``."""
+    return [min(width << (steps - i), 8 * width) // 2 for i in range(steps + 1)]
+
+
+def discriminator_channels(width: int, steps: int) -> list[int]:
+    """Channels at each resolution, full size first: ``width``, then doubling up to ``4 * width``."""
+    return [min(width << i, 4 * width) for i in range(steps + 1)]
+
+
+@register_generator("dcgan")
+class DCGANGenerator(nn.Module):
+    image_sizes = SIZES
+
+    def __init__(
+        self,
+        num_classes: int,
+        z_dim: int = 128,
+        image_size: int = 32,
+        channels: int = 1,
+        width: int = 64,
+        embed_dim: int = 32,
+    ):
+        super().__init__()
+        _check_width(width)
+        self.num_classes, self.z_dim, self.image_size, self.channels = (
+            num_classes,
+            z_dim,
+            image_size,
+            channels,
+        )
+        base, steps = halving_plan(image_size)
+        chans = generator_channels(width, steps)
+        self.base_shape = (chans[0], base, base)
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.fc = nn.Linear(z_dim + embed_dim, chans[0] * base * base, bias=False)
+        self.bn0 = nn.BatchNorm2d(chans[0])
+        blocks = []
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(chans[-1], channels, 3, padding=1)
+        init_weights(self, dcgan_init)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.cat([z, self.embed(label).to(z.dtype)], dim=1))
+        h = torch.relu(self.bn0(h.unflatten(1, self.base_shape)))
+        return torch.tanh(self.out(self.blocks(h)))
+
+
+@register_discriminator("dcgan")
+class DCGANDiscriminator(nn.Module):
+    image_sizes = SIZES
+
+    def __init__(
+        self,
+        num_classes: int,
+        image_size: int = 32,
+        channels: int = 1,
+        width: int = 64,
+        spectral_norm: bool = True,
+    ):
+        super().__init__()
+        _check_width(width)
+        self.num_classes, self.image_size, self.channels = num_classes, image_size, channels
+        _, steps = halving_plan(image_size)
+        chans = discriminator_channels(width, steps)
+        layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, padding=1), nn.LeakyReLU(0.1)]
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.1)]
+        layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1), nn.LeakyReLU(0.1)]
+        self.features = nn.Sequential(*layers)
+        init_weights(self.features, dcgan_init)
+        if spectral_norm:
+            apply_spectral_norm(self.features)
+        self.head = ProjectionHead(chans[-1], num_classes, spectral_norm=spectral_norm)
+
+    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        h = self.features(x).sum(dim=(2, 3))
+        return self.head(h, label)
