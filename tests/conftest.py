@@ -1,0 +1,88 @@
+"""Shared fixtures: the Fashion-MNIST location, an isolated cache, and tiny datasets on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+FASHION_MNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own dataset cache, so tests never touch ~/.cache or each other."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("GANAUG_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def cache_dir(_isolated_cache: Path) -> Path:
+    return _isolated_cache
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> Path:
+    """The shared Fashion-MNIST IDX folder; tests that need it skip when it is absent."""
+    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST not found at {FASHION_MNIST}")
+    return FASHION_MNIST
+
+
+def pattern_images(
+    counts: list[int], size: int = 16, channels: int = 1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class-distinct tiny images: class k is a bright bar at a class-specific position plus noise."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for k, n in enumerate(counts):
+        for _ in range(n):
+            img = rng.integers(0, 40, size=(size, size, channels), dtype=np.uint8)
+            row = (k * 5 + 2) % size
+            img[row : row + max(2, size // 6)] = 230
+            images.append(img)
+            labels.append(k)
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def write_imagefolder(
+    root: Path, counts: list[int], size: int = 16, channels: int = 1, seed: int = 0
+) -> Path:
+    """Write ``root/class_k/img_i.png`` with ``counts[k]`` images per class."""
+    images, labels = pattern_images(counts, size, channels, seed)
+    for i, (img, lab) in enumerate(zip(images, labels, strict=True)):
+        folder = root / f"class_{lab}"
+        folder.mkdir(parents=True, exist_ok=True)
+        mode = "L" if channels == 1 else "RGB"
+        Image.fromarray(img[..., 0] if channels == 1 else img, mode=mode).save(folder / f"img_{i:04d}.png")
+    return root
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check: bool = False):
+    """Run ``python -m ganaug ARGS`` in a subprocess and return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ganaug", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"ganaug {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def tree_digest(root: Path) -> dict[str, bytes]:
+    """Path -> bytes of every file under ``root`` (to prove nothing changed)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
