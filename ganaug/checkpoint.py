@@ -148,7 +148,10 @@ def load_generator_info(source: str | Path) -> GeneratorInfo:
         step = int(meta.get("ganaug.step", "0"))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: damaged ganaug metadata ({exc})") from None
-    prefix = "G." if meta["ganaug.format"] == TRAINING_FORMAT else ""
+    prefix = ""
+    if meta["ganaug.format"] == TRAINING_FORMAT:
+        with safe_open(str(path), framework="pt") as fh:
+            prefix = "E." if any(k.startswith("E.") for k in fh.keys()) else "G."  # noqa: SIM118
     return GeneratorInfo(
         classes=list(classes),
         config=config,

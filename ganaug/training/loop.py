@@ -1,0 +1,329 @@
+"""The training loop: alternating D/G steps on a dataset that lives on the device.
+
+Hot-path rules (CUDA first, correct on CPU): the uint8 dataset is copied to the device once and
+normalised there per batch; models run channels_last under bf16 autocast where the hardware has
+it; D's parameters stop requiring grad during the G step; Adam is fused (CUDA) or foreach; metrics
+accumulate in device tensors and reach the host only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganaug.data import ImageDataset
+from ganaug.diffaugment import DiffAugment
+from ganaug.ema import EMA
+from ganaug.errors import GanaugError
+from ganaug.grid import save_grid
+from ganaug.losses import get_loss, gradient_penalty, r1_penalty
+from ganaug.models import build_discriminator, build_generator
+from ganaug.noise import NoiseStream
+from ganaug.training.config import TrainConfig
+from ganaug.training.device import autocast, resolve_device, resolve_precision
+from ganaug.training.logs import ResultsLog
+from ganaug.training.state import load_training_state, restore_modules, save_checkpoint
+
+GRID_SEED = 20170610  # fixed noise for sample grids, so grids of one run are comparable
+MAX_GRID_ROWS = 20
+DIFFAUGMENT_AUTO_LIMIT = 20_000  # "auto" turns DiffAugment on below this many training images
+
+
+class TrainingDiverged(GanaugError):
+    """Losses became NaN/inf, or D won so completely that G gets no useful gradient."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run returns."""
+
+    run_dir: Path
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    interrupted: str | None = None
+    elapsed_s: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    """Float NCHW in [-1, 1] -> uint8 NHWC numpy (the one conversion used everywhere)."""
+    return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Trainer:
+    """One training run in one run directory (fresh or resumed)."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dataset: ImageDataset,
+        run_dir: Path,
+        run_id: str,
+        *,
+        quiet: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.quiet = quiet
+        self.progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
+        self.device = resolve_device(cfg.device)
+        self.amp_dtype = resolve_precision(cfg.precision, self.device)
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.loss = get_loss(cfg.loss)
+        policy = cfg.diffaugment
+        if policy == "auto":
+            policy = "color,translation,cutout" if len(dataset) < DIFFAUGMENT_AUTO_LIMIT else "none"
+        self.diffaugment_policy = policy
+        self.augment = DiffAugment(policy)
+        self.step = 0
+        self._stop_signal: str | None = None
+        self._build()
+
+    # ----------------------------------------------------------------- setup
+    def _build(self) -> None:
+        cfg, ds = self.cfg, self.dataset
+        torch.manual_seed(cfg.seed)
+        common = {"num_classes": ds.num_classes, "image_size": ds.image_size, "channels": ds.channels}
+        g_kw = {"width": cfg.g_width} if cfg.g_width else {}
+        d_kw = {"width": cfg.d_width} if cfg.d_width else {}
+        self.G = build_generator(cfg.arch, z_dim=cfg.z_dim, **common, **g_kw).to(self.device)
+        self.D = build_discriminator(cfg.arch, **common, **d_kw).to(self.device)
+        self.G.to(memory_format=self.memory_format)
+        self.D.to(memory_format=self.memory_format)
+        self.ema = EMA(self.G, decay=cfg.ema_decay)
+        fused = self.device.type == "cuda"
+        opt_kw: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas), **opt_kw)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas), **opt_kw)
+        use_scaler = self.amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        self.images = torch.tensor(ds.images, device=self.device)  # uint8 NHWC, normalised per batch
+        self.labels = torch.tensor(ds.labels, device=self.device)
+        self.G_step, self.D_step = self.G, self.D
+        if self.cfg.compile:
+            self.G_step = torch.compile(self.G)
+            self.D_step = torch.compile(self.D)
+        grid_classes = min(ds.num_classes, MAX_GRID_ROWS)
+        z = NoiseStream(GRID_SEED, cfg.z_dim).take(cfg.grid_columns)
+        self.grid_z = torch.from_numpy(np.tile(z, (grid_classes, 1))).to(self.device)
+        self.grid_labels = torch.arange(grid_classes, device=self.device).repeat_interleave(cfg.grid_columns)
+
+    def resume(self) -> None:
+        """Load the run's last checkpoint (models, optimizers, EMA, RNG, step)."""
+        state = load_training_state(self.run_dir)
+        restore_modules(
+            state,
+            self.run_dir / "weights" / "last.safetensors",
+            generator=self.G,
+            discriminator=self.D,
+            ema=self.ema.module,
+            opt_g=self.opt_g,
+            opt_d=self.opt_d,
+        )
+        self.ema.step = state.ema_step
+        self.step = state.step
+
+    # ----------------------------------------------------------------- the step
+    def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, self.images.shape[0], (n,), device=self.device)
+        x = self.images[idx].permute(0, 3, 1, 2).float().mul_(1.0 / 127.5).sub_(1.0)
+        return x.contiguous(memory_format=self.memory_format), self.labels[idx]
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.z_dim, device=self.device)
+
+    def _d_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, ...]:
+        cfg = self.cfg
+        use_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
+        with autocast(self.device, self.amp_dtype):
+            with torch.no_grad():
+                fake = self.G_step(self._noise(x.shape[0]), y)
+            real_in = x.detach().requires_grad_(True) if use_r1 else x
+            real_logits = self.D_step(self.augment(real_in), y).float()
+            fake_logits = self.D_step(self.augment(fake), y).float()
+            loss = self.loss.discriminator(real_logits, fake_logits)
+        if cfg.loss == "wgan-gp":
+            loss = loss + gradient_penalty(self.D_step, x, fake.float(), y, weight=cfg.gp_weight)
+        if use_r1:
+            loss = loss + r1_penalty(real_logits, real_in) * (cfg.r1 / 2.0 * cfg.r1_every)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        return loss.detach(), real_logits.detach(), fake_logits.detach()
+
+    def _g_step(self, y: torch.Tensor) -> torch.Tensor:
+        self.D.requires_grad_(False)  # no weight gradients for D while G learns
+        with autocast(self.device, self.amp_dtype):
+            fake = self.G_step(self._noise(y.shape[0]), y)
+            loss = self.loss.generator(self.D_step(self.augment(fake), y).float())
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(loss).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        self.D.requires_grad_(True)
+        self.ema.update(self.G)
+        return loss.detach()
+
+    def train_step(self, step: int) -> torch.Tensor:
+        """One full step (``d_steps`` D updates, one G update); returns device metrics, no sync."""
+        for _ in range(self.cfg.d_steps):
+            x, y = self._real_batch(self.cfg.batch_size)
+            loss_d, real_logits, fake_logits = self._d_step(x, y, step)
+        loss_g = self._g_step(y)
+        accuracy = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
+        return torch.stack([loss_d, loss_g, real_logits.mean(), fake_logits.mean(), accuracy])
+
+    # ----------------------------------------------------------------- outputs
+    def write_samples(self, step: int) -> Path:
+        """The fixed-noise grid of the EMA generator: one labelled row per class."""
+        with torch.no_grad():
+            images = to_uint8_nhwc(self.ema.module(self.grid_z, self.grid_labels))
+        rows = self.dataset.classes[: min(self.dataset.num_classes, MAX_GRID_ROWS)]
+        return save_grid(
+            self.run_dir / "samples" / f"step_{step:06d}.png", images, rows, self.cfg.grid_columns
+        )
+
+    def checkpoint(self, step: int) -> None:
+        save_checkpoint(
+            self.run_dir,
+            generator=self.G,
+            discriminator=self.D,
+            ema=self.ema.module,
+            ema_step=self.ema.step,
+            opt_g=self.opt_g,
+            opt_d=self.opt_d,
+            step=step,
+            classes=self.dataset.classes,
+            run_id=self.run_id,
+            extra={"diffaugment": self.diffaugment_policy, "precision": str(self.amp_dtype or "fp32")},
+        )
+
+    # ----------------------------------------------------------------- signals
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self._on_signal)
+        return previous
+
+    # ----------------------------------------------------------------- run
+    def run(self, log: ResultsLog) -> TrainResult:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        start_step = self.step
+        log.truncate(start_step)
+        previous = self._install_signals()
+        bar = tqdm(
+            total=cfg.steps, initial=start_step, disable=not self.progress, unit="step", dynamic_ncols=True
+        )
+        acc = torch.zeros(5, device=self.device)
+        count = 0
+        window_start = time.perf_counter()
+        run_start = window_start
+        elapsed_before = log.rows[-1]["elapsed_s"] if log.rows else 0.0
+        last: dict[str, float] = {}
+        perfect_windows = 0
+        self.G.train()
+        self.D.train()
+        try:
+            step = start_step
+            while step < cfg.steps:
+                step += 1
+                acc += self.train_step(step)
+                count += 1
+                bar.update(1)
+                final = step == cfg.steps
+                stopping = self._stop_signal is not None
+                due_ckpt = step % cfg.checkpoint_every == 0
+                if step % cfg.log_every == 0 or due_ckpt or final or stopping:
+                    values = (acc / count).tolist()  # the one host sync per log interval
+                    now = time.perf_counter()
+                    last = self._log_row(
+                        log, step, values, count, now - window_start, elapsed_before + now - run_start
+                    )
+                    acc.zero_()
+                    count, window_start = 0, now
+                    self._check_divergence(step, values, last)
+                    perfect_windows = perfect_windows + 1 if last["d_accuracy"] >= 0.995 else 0
+                    if perfect_windows >= cfg.divergence_patience and step >= cfg.steps // 10:
+                        raise TrainingDiverged(
+                            f"D has separated real from fake perfectly for {perfect_windows} log intervals "
+                            f"up to step {step}: G gets no useful gradient (collapse). "
+                            f"{self._good_checkpoint()} "
+                            "Try --r1 10, a lower --lr-d, or --diffaugment color,translation,cutout"
+                        )
+                    bar.set_postfix(
+                        d=f"{last['loss_d']:.3f}", g=f"{last['loss_g']:.3f}", ips=f"{last['img_per_s']:.0f}"
+                    )
+                if step % cfg.sample_every == 0 or final or stopping:
+                    self.write_samples(step)
+                if due_ckpt or final or stopping:
+                    self.checkpoint(step)
+                    self.step = step
+                    log.plot()
+                if stopping:
+                    break
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return TrainResult(
+            run_dir=self.run_dir,
+            step=self.step,
+            metrics=last,
+            interrupted=self._stop_signal,
+            elapsed_s=elapsed_before + time.perf_counter() - run_start,
+        )
+
+    def _log_row(
+        self, log: ResultsLog, step: int, values: list[float], count: int, seconds: float, elapsed: float
+    ) -> dict[str, float]:
+        images = count * self.cfg.batch_size * (self.cfg.d_steps + 1)
+        row = {
+            "step": step,
+            "loss_d": values[0],
+            "loss_g": values[1],
+            "d_real": values[2],
+            "d_fake": values[3],
+            "d_accuracy": values[4],
+            "lr_g": self.opt_g.param_groups[0]["lr"],
+            "lr_d": self.opt_d.param_groups[0]["lr"],
+            "img_per_s": images / max(seconds, 1e-9),
+            "elapsed_s": elapsed,
+        }
+        log.append(row)
+        return row
+
+    def _good_checkpoint(self) -> str:
+        if (self.run_dir / "weights" / "last.safetensors").is_file():
+            return (
+                f"Last good checkpoint: {self.run_dir / 'weights' / 'last.safetensors'} (step {self.step})."
+            )
+        return "No checkpoint was written before this happened."
+
+    def _check_divergence(self, step: int, values: list[float], row: dict[str, float]) -> None:
+        if all(math.isfinite(v) for v in values):
+            return
+        raise TrainingDiverged(
+            f"losses became NaN/inf by step {step} (D {row['loss_d']}, G {row['loss_g']}). "
+            f"{self._good_checkpoint()} Lower --lr-g/--lr-d, use --precision fp32, or --loss hinge"
+        )

@@ -1,0 +1,167 @@
+"""``train()``: set up (or reopen) a run directory and drive a :class:`Trainer` through it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ganaug import __version__
+from ganaug.data import ImageDataset, load_dataset
+from ganaug.errors import UsageError
+from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_yaml
+from ganaug.training.config import TrainConfig, apply_preset, validate
+from ganaug.training.logs import ResultsLog
+from ganaug.training.loop import Trainer, TrainResult
+
+IN_MEMORY_DATA = "train_data.npz"
+RUN_FILES = ("config.yaml", "classes.json", "run.json", "results.csv", "results.png", IN_MEMORY_DATA)
+RUN_DIRS = ("weights", "samples")
+# Options that may change when a run is resumed; everything else comes from its config.yaml.
+RESUMABLE_OVERRIDES = {"steps", "device", "log_every", "sample_every", "checkpoint_every", "data", "labels"}
+
+
+def _prepare_fresh_dir(run_dir: Path, overwrite: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UsageError(
+                f"run directory {run_dir} is not empty; use --resume to continue it, "
+                "--overwrite to start it again, or another --out"
+            )
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+        for name in RUN_DIRS:
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _load_data(cfg: TrainConfig, run_dir: Path, dataset: ImageDataset | None) -> ImageDataset:
+    if dataset is not None:
+        return dataset
+    saved = run_dir / IN_MEMORY_DATA
+    if cfg.data in (None, IN_MEMORY_DATA) and saved.is_file():
+        return load_dataset(saved, cache=False)
+    if cfg.data is None:
+        raise UsageError("no training data given (DATA argument)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        return load_dataset(cfg.data, image_size=cfg.image_size, channels=cfg.channels, labels=cfg.labels)
+
+
+def _save_in_memory(run_dir: Path, dataset: ImageDataset) -> None:
+    with atomic_path(run_dir / IN_MEMORY_DATA) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, images=dataset.images, labels=dataset.labels, classes=np.array(dataset.classes))
+
+
+def train(
+    data: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] = "runs/train",
+    *,
+    dataset: ImageDataset | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    progress: bool | None = None,
+    explicit: set[str] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a conditional GAN; return the run directory and the final metrics.
+
+    ``data`` is anything :func:`ganaug.data.load_dataset` reads; alternatively pass an in-memory
+    ``dataset`` (it is saved into the run directory so the run can be resumed). ``options`` are the
+    fields of :class:`TrainConfig` (``steps=3000, arch="resnet", ...``). ``resume=True`` continues
+    ``out`` from its last checkpoint with its saved config; only ``steps`` (to raise the target),
+    ``device`` and the logging intervals may change then.
+
+    >>> result = train("images/", "runs/exp", steps=2000, arch="dcgan")   # doctest: +SKIP
+    >>> result.run_dir / "weights" / "ema.safetensors"                     # doctest: +SKIP
+    """
+    run_dir = Path(out)
+    explicit = set(options) if explicit is None else set(explicit)
+    if resume:
+        cfg_file = run_dir / "config.yaml"
+        if not cfg_file.is_file():
+            raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
+        saved = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+        cfg = TrainConfig.from_dict(saved)
+        ignored = sorted(k for k in explicit if k not in RESUMABLE_OVERRIDES and k in options)
+        if ignored:
+            warnings.warn(
+                f"--resume keeps the run's saved options; ignoring {', '.join(ignored)}",
+                UserWarning,
+                stacklevel=2,
+            )
+        for key in explicit & RESUMABLE_OVERRIDES:
+            if key in options and options[key] is not None:
+                setattr(cfg, key, options[key])
+        if data is not None:
+            cfg.data = str(data)
+        run_info = yaml.safe_load((run_dir / "run.json").read_text(encoding="utf-8"))
+        run_id = run_info["run_id"]
+    else:
+        cfg = TrainConfig.from_dict(
+            {**options, "data": str(data) if data is not None else None, "out": str(out)}
+        )
+        cfg = apply_preset(cfg, explicit)
+        validate(cfg)
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    validate(cfg)
+    cfg.out = str(run_dir)
+
+    if not resume:
+        _prepare_fresh_dir(run_dir, overwrite)
+    ds = _load_data(cfg, run_dir, dataset)
+    if not resume:
+        if dataset is not None:
+            _save_in_memory(run_dir, dataset)
+            cfg.data = IN_MEMORY_DATA
+        cfg.image_size = ds.image_size
+        cfg.channels = ds.channels
+    trainer = Trainer(cfg, ds, run_dir, run_id, quiet=quiet, progress=progress)
+    if resume:
+        trainer.resume()
+        if trainer.step >= cfg.steps:
+            raise UsageError(
+                f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step}"
+            )
+    else:
+        atomic_write_json(run_dir / "classes.json", ds.classes)
+        atomic_write_json(
+            run_dir / "run.json",
+            {
+                "run_id": run_id,
+                "ganaug_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "data_source": ds.source,
+                "num_images": len(ds),
+                "class_counts": ds.class_counts(),
+                "device": str(trainer.device),
+                "precision": str(trainer.amp_dtype or "fp32"),
+                "diffaugment": trainer.diffaugment_policy,
+            },
+        )
+    atomic_write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    log = ResultsLog(run_dir, resume=resume)
+    result = trainer.run(log)
+    result.files = {
+        "config": str(run_dir / "config.yaml"),
+        "results": str(run_dir / "results.csv"),
+        "plot": str(run_dir / "results.png"),
+        "samples": str(run_dir / "samples"),
+        "weights": str(run_dir / "weights" / "last.safetensors"),
+        "ema_weights": str(run_dir / "weights" / "ema.safetensors"),
+    }
+    return result
+
+
+def config_fields() -> list[str]:
+    """Names of every training option."""
+    return [f.name for f in dataclasses.fields(TrainConfig)]

@@ -1,0 +1,185 @@
+"""Resumable training state, without pickle.
+
+``weights/last.safetensors`` is the single source of truth for resuming: it holds the generator
+(``G.``), discriminator (``D.``), EMA generator (``E.``), both optimizers' tensors
+(``OG.<param index>.<name>`` / ``OD.``) and the RNG states (``rng.*``) of one step, written
+atomically, so a crash can never pair weights of one step with optimizer state of another.
+Its metadata carries the step, both model configs and the optimizers' param groups as JSON.
+``weights/state.json`` is the human-readable summary that points into it; ``weights/ema.safetensors``
+is the standalone generator used for sampling and export.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from ganaug import __version__
+from ganaug.checkpoint import (
+    TRAINING_FORMAT,
+    load_module_state,
+    read_metadata,
+    save_generator,
+    save_tensors,
+    state_tensors,
+)
+from ganaug.errors import CheckpointError
+from ganaug.fileio import atomic_write_json
+
+
+@dataclass
+class TrainingState:
+    """What :func:`load_training_state` returns (tensors still to be loaded into modules)."""
+
+    step: int
+    ema_step: int
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, str]
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, pstate in sd["state"].items():
+        for name, value in pstate.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{name}"] = value.detach().to("cpu").contiguous().clone()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], prefix: str, info: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, values in info.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    """Current torch RNG states (CPU and every CUDA device) as uint8 tensors."""
+    out = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda{i}"] = state
+    return out
+
+
+def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+    """Set the torch RNG states saved by :func:`rng_tensors`."""
+    if "rng.cpu" in tensors:
+        torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda"))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([t.to(torch.uint8) for t in cuda][: torch.cuda.device_count()])
+
+
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    ema: torch.nn.Module,
+    ema_step: int,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    step: int,
+    classes: list[str],
+    run_id: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``last.safetensors`` (everything to resume), then ``ema.safetensors`` and ``state.json``."""
+    weights = run_dir / "weights"
+    og, og_info = _optimizer_tensors(opt_g, "OG")
+    od, od_info = _optimizer_tensors(opt_d, "OD")
+    tensors = (
+        state_tensors(generator, "G.")
+        | state_tensors(discriminator, "D.")
+        | state_tensors(ema, "E.")
+        | og
+        | od
+        | rng_tensors()
+    )
+    meta = {
+        "ganaug.format": TRAINING_FORMAT,
+        "ganaug.model": json.dumps(generator.config),
+        "ganaug.discriminator": json.dumps(discriminator.config),
+        "ganaug.classes": json.dumps(list(classes)),
+        "ganaug.run_id": run_id,
+        "ganaug.step": str(step),
+        "ganaug.ema_step": str(ema_step),
+        "ganaug.version": __version__,
+        "ganaug.optim_g": json.dumps(og_info),
+        "ganaug.optim_d": json.dumps(od_info),
+    }
+    save_tensors(weights / "last.safetensors", tensors, meta)
+    save_generator(weights / "ema.safetensors", ema, classes=classes, run_id=run_id, step=step)
+    atomic_write_json(
+        weights / "state.json",
+        {
+            "step": step,
+            "run_id": run_id,
+            "ganaug_version": __version__,
+            "resume_from": "last.safetensors",
+            "generator": "last.safetensors:G.*",
+            "discriminator": "last.safetensors:D.*",
+            "ema_generator": "ema.safetensors (also last.safetensors:E.*)",
+            "optimizer_g": "last.safetensors:OG.* + metadata ganaug.optim_g",
+            "optimizer_d": "last.safetensors:OD.* + metadata ganaug.optim_d",
+            "rng": "last.safetensors:rng.*",
+            **(extra or {}),
+        },
+    )
+
+
+def load_training_state(run_dir: Path) -> TrainingState:
+    """Read ``weights/last.safetensors`` of a run (validated; never unpickles anything)."""
+    path = run_dir / "weights" / "last.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no checkpoint to resume from (weights/last.safetensors missing)")
+    meta = read_metadata(path)
+    if meta.get("ganaug.format") != TRAINING_FORMAT:
+        raise CheckpointError(f"{path}: not a training checkpoint")
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt") as fh:
+        for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+            tensors[key] = fh.get_tensor(key)
+    return TrainingState(
+        step=int(meta["ganaug.step"]),
+        ema_step=int(meta.get("ganaug.ema_step", meta["ganaug.step"])),
+        tensors=tensors,
+        meta=meta,
+    )
+
+
+def restore_modules(
+    state: TrainingState,
+    path: Path,
+    *,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    ema: torch.nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+) -> None:
+    """Load models, optimizers and RNG from a :class:`TrainingState`."""
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)}
+
+    load_module_state(generator, part("G."), path)
+    load_module_state(discriminator, part("D."), path)
+    load_module_state(ema, part("E."), path)
+    opt_g.load_state_dict(_optimizer_state(state.tensors, "OG", json.loads(state.meta["ganaug.optim_g"])))
+    opt_d.load_state_dict(_optimizer_state(state.tensors, "OD", json.loads(state.meta["ganaug.optim_d"])))
+    restore_rng(state.tensors)
