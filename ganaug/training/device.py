@@ -52,8 +52,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_supports_bf16():
-            return torch.bfloat16
+        # On CPUs, bf16 autocast measured slower than fp32 for these small convolutions
+        # (benchmarks/train_speed.py); ask for it explicitly with --precision bf16.
         return None
     if precision == "bf16":
         return torch.bfloat16
