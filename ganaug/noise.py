@@ -24,6 +24,11 @@ def _truncated_block(rng: np.random.Generator, rows: int, z_dim: int, truncation
     return z
 
 
+def noise_block(seed: int, block: int, z_dim: int, truncation: float | None = None) -> np.ndarray:
+    """Rows ``block * BLOCK_ROWS`` to ``(block + 1) * BLOCK_ROWS - 1`` of the stream for ``seed``."""
+    return _truncated_block(np.random.default_rng([seed, block]), BLOCK_ROWS, z_dim, truncation)
+
+
 class NoiseStream:
     """Consecutive rows of one seeded latent stream.
 
@@ -54,8 +59,7 @@ class NoiseStream:
         parts = []
         while n > 0:
             if len(self._buffer) == 0:
-                rng = np.random.default_rng([self.seed, self._block_index])
-                self._buffer = _truncated_block(rng, BLOCK_ROWS, self.z_dim, self.truncation)
+                self._buffer = noise_block(self.seed, self._block_index, self.z_dim, self.truncation)
                 self._block_index += 1
             chunk, self._buffer = self._buffer[:n], self._buffer[n:]
             parts.append(chunk)

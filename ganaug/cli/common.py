@@ -23,8 +23,22 @@ class GanaugGroup(click.Group):
     def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self._plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        """Let plugins add commands (hook ``ganaug_register_commands``), once, on first need."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from ganaug.plugins import add_plugin_commands
+
+        try:
+            add_plugin_commands(self)
+        except GanaugError as exc:
+            click.echo(f"warning: {exc}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
         available = {n for n, t in self.lazy_commands.items() if importlib.util.find_spec(t.split(":")[0])}
         return sorted(set(super().list_commands(ctx)) | available)
 
@@ -33,7 +47,8 @@ class GanaugGroup(click.Group):
             return self.commands[cmd_name]
         target = self.lazy_commands.get(cmd_name)
         if target is None:
-            return None
+            self._load_plugin_commands()
+            return self.commands.get(cmd_name)
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         self.add_command(command, cmd_name)

@@ -1,0 +1,445 @@
+"""The augmentation pipeline behind ``ganaug augment``: real data + GAN samples -> a new dataset.
+
+>>> summary = augment_dataset("images/", "generator.onnx", "augmented/",
+...                           strategy="not majority", filters=["confidence"])   # doctest: +SKIP
+>>> summary["counts"]["after"]                                                     # doctest: +SKIP
+{'crack': 300, 'dent': 300, 'ok': 300}
+
+What happens, in order (every step but the bookkeeping is a plugin hook, see :mod:`ganaug.hookspecs`):
+
+1. The generator is opened and the input read at the generator's image size and channels.
+2. ``ganaug_configure``: plugins load pipelines / classifiers and claim ``--filter`` names.
+3. ``ganaug_plan`` turns ``--strategy`` into synthetic counts per class; ``--max-synthetic-ratio``
+   caps each class at that many synthetic per real image.
+4. ``ganaug_open_writer`` gives the output writer for ``--format``; it writes into a hidden temporary
+   folder that replaces ``out`` only at the end, so a crash never leaves an ``out`` that looks complete.
+5. Real images: copied or hard-linked byte for byte when no ``ganaug_transform`` changed them, else
+   written from the (transformed) array.
+6. Synthetic images: latent rows are taken in order from ONE noise stream for ``seed``; candidate
+   ``k`` uses row ``k`` (its ``z_index`` in the manifest), so ``sample_noise(seed, k + 1)[k]`` and the
+   label reproduce it exactly. Candidates are voted on by ``ganaug_accept`` in batches; rejected
+   ones are replaced until each class has its count or ``max_attempts`` x count candidates were
+   drawn (then a warning says how many are missing, and ``summary.json`` lists the shortfall).
+7. ``ganaug_finish``, then ``summary.json`` and ``manifest.jsonl`` are written and ``out`` published.
+
+The input is only read, never written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import DataError, PluginError, UsageError
+from ganaug.hookspecs import AugmentContext
+from ganaug.noise import NoiseStream
+
+REAL_MODES = ("copy", "link", "none")
+#: Options ganaug itself sets; ``-o`` plugin options may not reuse these names.
+CORE_OPTIONS = (
+    "strategy",
+    "max_synthetic_ratio",
+    "transforms",
+    "synthetic_transforms",
+    "filters",
+    "min_confidence",
+    "filter_classifier",
+    "near_duplicate_threshold",
+    "max_attempts",
+    "format",
+    "real",
+    "seed",
+    "truncation",
+)
+_FILE_FORMATS = ("imagefolder", "png")
+_VERSIONED = ("numpy", "torch", "onnxruntime", "albumentations", "pluggy", "Pillow")
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    return child == parent or child.is_relative_to(parent)
+
+
+def check_paths(data: str | os.PathLike[str] | None, generator: str | os.PathLike[str], out: Path) -> None:
+    """Refuse an output folder that is, contains or lies inside the input (or the generator)."""
+    out_r = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out exists and is not a folder: {out}")
+    if data is not None:
+        data_r = Path(data).resolve()
+        # A folder, or a manifest whose images live beside it, is the input tree; NPZ/IDX are files.
+        manifest = data_r.suffix.lower() in (".csv", ".jsonl", ".ndjson")
+        data_root = data_r if data_r.is_dir() else (data_r.parent if manifest else data_r)
+        if _is_within(out_r, data_root):
+            raise UsageError(f"--out {out} is inside the input {data}; choose a folder outside it")
+        if _is_within(data_r, out_r):
+            raise UsageError(f"--out {out} contains the input {data}; it would be replaced")
+    if _is_within(Path(generator).resolve(), out_r):
+        raise UsageError(f"--out {out} contains the generator {generator}; it would be replaced")
+
+
+def _jsonable_strategy(strategy: Any) -> Any:
+    if isinstance(strategy, Mapping):
+        return {str(k): v for k, v in strategy.items()}
+    if isinstance(strategy, (int, float, str)) or strategy is None:
+        return strategy
+    return str(strategy)
+
+
+def _versions() -> dict[str, str | None]:
+    from ganaug import __version__
+
+    out: dict[str, str | None] = {"ganaug": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _class_mapping(classes: Sequence[str], generator_classes: Sequence[str]) -> np.ndarray:
+    """Dataset label index -> generator label index (-1 where the generator lacks the class)."""
+    index = {name: i for i, name in enumerate(generator_classes)}
+    return np.array([index.get(name, -1) for name in classes], dtype=np.int64)
+
+
+def _origin(ds: Any, i: int, data: Any) -> str | int:
+    if ds.paths is None:
+        return i
+    path = Path(ds.paths[i])
+    if data is not None:
+        root = Path(data).resolve()
+        root = root if root.is_dir() else root.parent
+        try:
+            return path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _resolve_plan(
+    plan: Mapping[str, int] | None,
+    class_counts: dict[str, int],
+    strategy: Any,
+    max_ratio: float | None,
+) -> tuple[dict[str, int], dict[str, int]]:
+    if plan is None:
+        raise UsageError(
+            f"--strategy {strategy!r} is not understood by any plugin; use a ratio such as 0.5, "
+            "'not majority', 'minority', 'not minority', 'all', or a class -> count mapping (JSON/YAML)"
+        )
+    resolved = {c: 0 for c in class_counts}
+    for name, n in plan.items():
+        if name not in class_counts:
+            raise PluginError(f"the plan names unknown class {name!r}; classes: {', '.join(class_counts)}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise PluginError(f"the plan gives class {name!r} the count {n!r}; expected an integer >= 0")
+        resolved[name] = int(n)
+    capped: dict[str, int] = {}
+    if max_ratio is not None:
+        if not math.isfinite(max_ratio) or max_ratio < 0:
+            raise UsageError(f"--max-synthetic-ratio must be a number >= 0, got {max_ratio}")
+        for name, n in resolved.items():
+            cap = math.floor(max_ratio * class_counts[name] + 1e-9)
+            if n > cap:
+                capped[name] = n - cap
+                resolved[name] = cap
+    return resolved, capped
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled and total > 0:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="synthetic", unit="img", leave=False)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def augment_dataset(
+    data: str | os.PathLike[str] | Any,
+    generator: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    strategy: Any = "not majority",
+    max_synthetic_ratio: float | None = None,
+    transforms: str | os.PathLike[str] | None = None,
+    synthetic_transforms: str | os.PathLike[str] | None = None,
+    filters: Sequence[str] = (),
+    min_confidence: float = 0.5,
+    filter_classifier: str | os.PathLike[str] | None = None,
+    near_duplicate_threshold: float = 0.03,
+    max_attempts: float = 10.0,
+    fmt: str = "imagefolder",
+    real: str = "copy",
+    plugins: Sequence[str | object] = (),
+    plugin_options: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    truncation: float | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    device: str | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    plugin_manager: Any = None,
+) -> dict[str, Any]:
+    """Write ``out``: the real images of ``data`` plus synthetic ones from ``generator``.
+
+    ``data``: a dataset path (anything :func:`ganaug.data.load_dataset` reads) or an
+    :class:`~ganaug.data.ImageDataset`. ``generator``: a ``.onnx`` file, run dir or weights file.
+    ``real``: ``"copy"``, ``"link"`` (hard links) or ``"none"`` (synthetic images only).
+    ``plugins``: extra plugins (``--plugin``); ``plugin_options``: ``-o KEY=VALUE`` pairs, visible to
+    plugins in ``options``. ``plugin_manager`` replaces plugin discovery (then ``plugins`` is ignored).
+    The other arguments are the ``ganaug augment`` options of the same names (see its ``--help``).
+    Returns the summary that is also written to ``out/summary.json``.
+    """
+    from ganaug.data import ImageDataset, load_dataset
+    from ganaug.plugins import get_plugin_manager, plugin_infos
+    from ganaug.sampling import open_sampler
+
+    say = echo or (lambda _m: None)
+    complain = warn or (lambda _m: None)
+    out = Path(out)
+    if real not in REAL_MODES:
+        raise UsageError(f"real must be one of {', '.join(REAL_MODES)}, got {real!r}")
+    if not (isinstance(max_attempts, (int, float)) and max_attempts >= 1):
+        raise UsageError(f"--max-attempts must be a number >= 1, got {max_attempts!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"--seed must be an integer >= 0, got {seed!r}")
+    data_path = None if isinstance(data, ImageDataset) else data
+    if data_path is not None and not Path(data_path).exists():
+        raise DataError(f"input not found: {data_path}")
+    check_paths(data_path, generator, out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"--out {out} is not empty (use --overwrite to replace it)")
+    extra = dict(plugin_options or {})
+    clash = sorted(set(extra) & set(CORE_OPTIONS))
+    if clash:
+        raise UsageError(f"plugin option(s) {', '.join(clash)} clash with ganaug options; use the real flags")
+
+    pm = plugin_manager if plugin_manager is not None else get_plugin_manager(plugins)
+    sampler = open_sampler(generator, device=device)
+    height, _width, channels = sampler.image_shape
+    if data_path is not None:
+        ds = load_dataset(data_path, image_size=height, channels=channels)
+    else:
+        ds = data
+        if tuple(ds.images.shape[1:]) != tuple(sampler.image_shape):
+            raise DataError(
+                f"dataset images are {ds.images.shape[1:]}, the generator makes {tuple(sampler.image_shape)}"
+            )
+    classes = list(ds.classes)
+    to_generator = _class_mapping(classes, sampler.classes)
+
+    options: dict[str, Any] = {
+        "strategy": strategy,
+        "max_synthetic_ratio": max_synthetic_ratio,
+        "transforms": str(transforms) if transforms else None,
+        "synthetic_transforms": str(synthetic_transforms) if synthetic_transforms else None,
+        "filters": [f for f in filters if f],
+        "min_confidence": float(min_confidence),
+        "filter_classifier": str(filter_classifier) if filter_classifier else None,
+        "near_duplicate_threshold": float(near_duplicate_threshold),
+        "max_attempts": float(max_attempts),
+        "format": fmt,
+        "real": real,
+        "seed": int(seed),
+        "truncation": truncation,
+        **extra,
+    }
+    context = AugmentContext(
+        classes=classes,
+        real=ds,
+        generator=sampler,
+        options=options,
+        seed=int(seed),
+        out_dir=out,
+        echo=say,
+        warn=complain,
+    )
+    pm.hook.ganaug_configure(context=context)
+    if context.unclaimed_filters:
+        raise UsageError(
+            f"unknown --filter {', '.join(map(repr, context.unclaimed_filters))}; "
+            "built-in filters: confidence, near-duplicate"
+        )
+
+    before = ds.class_counts()
+    plan_raw = pm.hook.ganaug_plan(class_counts=dict(before), options=options)
+    plan, capped = _resolve_plan(plan_raw, before, strategy, max_synthetic_ratio)
+    missing = [c for c, n in plan.items() if n > 0 and to_generator[classes.index(c)] < 0]
+    if missing:
+        raise DataError(
+            f"the generator has no class {', '.join(map(repr, missing))} "
+            f"(it has {', '.join(sampler.classes)})"
+        )
+
+    writer = pm.hook.ganaug_open_writer(out_dir=out, fmt=fmt, classes=classes, overwrite=overwrite)
+    if writer is None:
+        raise UsageError(f"unknown --format {fmt!r}; built-in formats: imagefolder, npz")
+    sha = sampler.generator_sha256
+    written_real: Counter[str] = Counter()
+    written_syn: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()
+    shortfall: dict[str, int] = {}
+
+    with writer:
+        # -- real images ---------------------------------------------------------------------------
+        if real != "none":
+            say(f"adding {len(ds)} real images")
+            for i in range(len(ds)):
+                label = int(ds.labels[i])
+                rng = np.random.default_rng([int(seed), 0, i])
+                image, applied, acted = pm.transform(
+                    ds.images[i], label=label, source="real", rng=rng, context=context
+                )
+                record = {
+                    "source": "real",
+                    "origin": _origin(ds, i, data_path),
+                    "transforms": applied,
+                    "plugins": acted,
+                }
+                if not acted and ds.paths is not None and fmt in _FILE_FORMATS:
+                    writer.add_file(ds.paths[i], label, record, mode=real)
+                else:
+                    writer.add(image, label, record)
+                written_real[classes[label]] += 1
+
+        # -- synthetic images ----------------------------------------------------------------------
+        need = np.array([plan[c] for c in classes], dtype=np.int64)
+        budget = np.array([math.ceil(max_attempts * n) for n in need], dtype=np.int64)
+        drawn = np.zeros(len(classes), dtype=np.int64)
+        kept = np.zeros(len(classes), dtype=np.int64)
+        stream = NoiseStream(int(seed), sampler.z_dim, truncation)
+        z_next = 0
+        chunk = max(int(batch_size), 1024)
+        has_filters = bool(pm.impls("ganaug_accept"))
+        bar = _Progress(int(need.sum()), progress)
+        if need.sum():
+            say(f"generating {int(need.sum())} synthetic images")
+        try:
+            while True:
+                open_ = (kept < need) & (drawn < budget)
+                if not open_.any():
+                    break
+                rate = np.where(drawn > 0, kept / np.maximum(drawn, 1), 1.0)
+                want = np.where(open_, np.ceil((need - kept) / np.maximum(rate, 0.1)), 0).astype(np.int64)
+                want = np.minimum(want, budget - drawn)
+                round_labels = np.repeat(np.arange(len(classes), dtype=np.int64), want)
+                for start in range(0, len(round_labels), chunk):
+                    labels = round_labels[start : start + chunk]
+                    z = stream.take(len(labels))
+                    z_index = np.arange(z_next, z_next + len(labels))
+                    z_next += len(labels)
+                    images = sampler.generate_from_noise(z, to_generator[labels], batch_size=batch_size)
+                    np.add.at(drawn, labels, 1)
+                    keep = np.ones(len(labels), dtype=bool)
+                    voters: list[str] = []
+                    if has_filters:
+                        for plugin_name, vote in pm.call_each(
+                            "ganaug_accept", images=images, labels=labels, context=context
+                        ):
+                            if vote is None:
+                                continue
+                            voters.append(plugin_name)
+                            masks = vote.items() if isinstance(vote, Mapping) else [(None, vote)]
+                            for reason, mask in masks:
+                                mask = np.asarray(mask).astype(bool)
+                                if mask.shape != keep.shape:
+                                    raise PluginError(
+                                        f"plugin {plugin_name!r}: ganaug_accept returned {mask.shape[0]} "
+                                        f"votes for {len(keep)} images"
+                                    )
+                                key = f"{plugin_name}:{reason}" if reason else plugin_name
+                                rejected[key] += int((keep & ~mask).sum())
+                                keep &= mask
+                    for j in np.flatnonzero(keep):
+                        label = int(labels[j])
+                        if kept[label] >= need[label]:
+                            continue
+                        k = int(z_index[j])
+                        rng = np.random.default_rng([int(seed), 1, k])
+                        image, applied, acted = pm.transform(
+                            images[j], label=label, source="synthetic", rng=rng, context=context
+                        )
+                        record = {
+                            "source": "synthetic",
+                            "generator_sha256": sha,
+                            "seed": int(seed),
+                            "z_index": k,
+                            "transforms": applied,
+                            "plugins": voters + acted,
+                        }
+                        if truncation is not None:
+                            record["truncation"] = truncation
+                        writer.add(image, label, record)
+                        kept[label] += 1
+                        written_syn[classes[label]] += 1
+                        bar.update(1)
+        finally:
+            bar.close()
+        for i, name in enumerate(classes):
+            attempts[name] = int(drawn[i])
+            if kept[i] < need[i]:
+                shortfall[name] = int(need[i] - kept[i])
+                complain(
+                    f"class {name!r}: only {int(kept[i])} of {int(need[i])} synthetic images passed the "
+                    f"filters after {int(drawn[i])} candidates (--max-attempts {max_attempts:g})"
+                )
+
+        after = {c: written_real[c] + written_syn[c] for c in classes}
+        summary: dict[str, Any] = {
+            "input": str(data_path) if data_path is not None else ds.source,
+            "output": str(out),
+            "format": fmt,
+            "real": real,
+            "generator": {
+                "source": str(generator),
+                "sha256": sha,
+                "classes": list(sampler.classes),
+                "image_shape": list(sampler.image_shape),
+            },
+            "seed": int(seed),
+            "truncation": truncation,
+            "strategy": _jsonable_strategy(strategy),
+            "max_synthetic_ratio": max_synthetic_ratio,
+            "max_attempts": float(max_attempts),
+            "filters": list(options["filters"]),
+            "counts": {
+                "before": dict(before),
+                "planned": dict(plan),
+                "capped_by_max_synthetic_ratio": capped,
+                "real": {c: written_real[c] for c in classes},
+                "synthetic": {c: written_syn[c] for c in classes},
+                "after": after,
+            },
+            "candidates": dict(attempts),
+            "rejected": dict(rejected),
+            "shortfall": shortfall,
+            "plugins": plugin_infos(pm),
+            "versions": _versions(),
+        }
+        pm.hook.ganaug_finish(context=context, summary=summary)
+        writer.extra_files["summary.json"] = summary
+    return summary
+
+
+__all__ = ["CORE_OPTIONS", "REAL_MODES", "augment_dataset", "check_paths"]

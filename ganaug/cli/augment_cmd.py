@@ -1,0 +1,202 @@
+"""``ganaug augment``: mix GAN samples into a dataset, through plugins."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ganaug.cli.common import config_option, echo, quiet_option, seed_option, warn
+
+
+def _split_filters(values: tuple[str, ...]) -> list[str]:
+    return [f.strip() for v in values for f in v.split(",") if f.strip()]
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=str))
+@click.option(
+    "--generator",
+    "-g",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Generator: a generator.onnx, a run directory or a weights .safetensors file.",
+)
+@click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str), help="Output folder.")
+@click.option(
+    "--strategy",
+    default="not majority",
+    show_default=True,
+    help="Synthetic images per class: a ratio of synthetic to real (0.5), 'not majority', 'minority', "
+    "'not minority', 'all', or a class -> target-count mapping (inline JSON/YAML or a file).",
+)
+@click.option(
+    "--max-synthetic-ratio",
+    type=float,
+    default=None,
+    help="Cap: at most this many synthetic images per real image of a class.",
+)
+@click.option(
+    "--transforms",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="albumentations pipeline (saved with A.save, .yaml/.json) applied to real images.",
+)
+@click.option(
+    "--synthetic-transforms",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="albumentations pipeline applied to synthetic images.",
+)
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    help="Reject synthetic images: confidence, near-duplicate (comma-separated or repeated).",
+)
+@click.option(
+    "--min-confidence",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="--filter confidence: minimum classifier probability of the intended class.",
+)
+@click.option(
+    "--filter-classifier",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="--filter confidence: an ONNX or ganaug .safetensors classifier (default: train one on DATA).",
+)
+@click.option(
+    "--near-duplicate-threshold",
+    type=float,
+    default=0.03,
+    show_default=True,
+    help="--filter near-duplicate: reject below this RMS pixel distance (0-1) to a training image.",
+)
+@click.option(
+    "--max-attempts",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="With filters, draw at most this many candidates per requested synthetic image.",
+)
+@click.option("--truncation", type=float, default=None, help="Truncation trick: redraw |z| above this.")
+@click.option(
+    "--format",
+    "fmt",
+    default="imagefolder",
+    show_default=True,
+    help="Output format: imagefolder or npz (plugins may add more).",
+)
+@click.option(
+    "--copy-real", "real", flag_value="copy", default=True, help="Copy the real images into OUT (default)."
+)
+@click.option("--link-real", "real", flag_value="link", help="Hard-link the real images instead of copying.")
+@click.option("--no-real", "real", flag_value="none", help="Write only the synthetic images.")
+@click.option("--plugin", "-p", "plugins", multiple=True, help="Load a plugin module (repeatable).")
+@click.option(
+    "--plugin-option",
+    "-O",
+    "plugin_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option for plugins, e.g. -O confidence_steps=200 (repeatable).",
+)
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Generator batch size.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout at the end.")
+@seed_option()
+@quiet_option
+@config_option
+def augment(
+    data: str,
+    generator: str,
+    out: str,
+    strategy: str,
+    max_synthetic_ratio: float | None,
+    transforms: str | None,
+    synthetic_transforms: str | None,
+    filters: tuple[str, ...],
+    min_confidence: float,
+    filter_classifier: str | None,
+    near_duplicate_threshold: float,
+    max_attempts: float,
+    truncation: float | None,
+    fmt: str,
+    real: str,
+    plugins: tuple[str, ...],
+    plugin_options: tuple[str, ...],
+    batch_size: int,
+    device: str,
+    overwrite: bool,
+    as_json: bool,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Write OUT: the images of DATA plus synthetic images from a generator.
+
+    OUT gets the real images (copied, linked, or left out), the synthetic ones, manifest.jsonl
+    (path, label, source, generator_sha256, seed, z_index, transforms, plugins per image) and
+    summary.json (counts per class before/after, strategy, plugins, versions). DATA is only read.
+    OUT is written to a temporary folder and appears only when complete.
+
+    \b
+    Examples:
+      ganaug augment images/ -g generator.onnx --out augmented/
+      ganaug augment images/ -g runs/exp --out aug/ --strategy 0.5 \\
+          --filter confidence,near-duplicate --min-confidence 0.8 \\
+          --transforms real.yaml --synthetic-transforms synth.yaml --seed 1
+      ganaug augment data.npz -g g.onnx --out aug/ --strategy '{"bag": 500}' --format npz
+    """
+    import warnings
+
+    from ganaug.augment import augment_dataset
+    from ganaug.plugins import parse_plugin_options
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = augment_dataset(
+            data,
+            generator,
+            out,
+            strategy=strategy,
+            max_synthetic_ratio=max_synthetic_ratio,
+            transforms=transforms,
+            synthetic_transforms=synthetic_transforms,
+            filters=_split_filters(filters),
+            min_confidence=min_confidence,
+            filter_classifier=filter_classifier,
+            near_duplicate_threshold=near_duplicate_threshold,
+            max_attempts=max_attempts,
+            fmt=fmt,
+            real=real,
+            plugins=list(plugins),
+            plugin_options=parse_plugin_options(plugin_options),
+            seed=seed,
+            truncation=truncation,
+            overwrite=overwrite,
+            batch_size=batch_size,
+            device=None if device == "auto" else device,
+            progress=not quiet,
+            echo=lambda m: echo(m, quiet),
+            warn=warn,
+        )
+    for w in caught:
+        if not issubclass(w.category, DeprecationWarning):
+            warn(str(w.message).splitlines()[0])
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    counts = summary["counts"]
+    width = max([len(c) for c in counts["before"]] + [5])
+    echo(f"{'class':{width}s} {'before':>8s} {'synthetic':>10s} {'after':>8s}", quiet)
+    for name in counts["before"]:
+        echo(
+            f"{name:{width}s} {counts['before'][name]:8d} {counts['synthetic'][name]:10d} "
+            f"{counts['after'][name]:8d}",
+            quiet,
+        )
+    total = sum(counts["after"].values())
+    click.echo(f"wrote {total} images ({sum(counts['synthetic'].values())} synthetic) to {out}")

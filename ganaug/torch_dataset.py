@@ -1,0 +1,277 @@
+"""A torch ``Dataset`` that mixes GAN samples into a real dataset on the fly.
+
+>>> ds = GanAugDataset(load_dataset("images/"), "generator.onnx", ratio=0.5, seed=0)  # doctest: +SKIP
+>>> loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, num_workers=2)  # doctest: +SKIP
+
+Indices ``0 .. n_real-1`` are the real items; the next ``n_synthetic`` are synthetic. Every item is
+a pure function of ``(seed, epoch, index)``: synthetic item ``j`` of epoch ``e`` is the generator's
+image for latent row ``j`` of the noise stream of seed ``seed`` (``e == 0``; the same row a manifest
+would record as ``seed``/``z_index``) or of a seed derived from ``(seed, e)``, and albumentations
+transforms get a random state derived from ``(seed, e, index)``. So the data do not depend on
+``num_workers``, the batch size or the order of access, and each worker needs no seed of its own
+for them. Call :meth:`GanAugDataset.set_epoch` each epoch for fresh synthetic images and fresh
+transforms (with ``persistent_workers=True`` the workers keep the epoch they started with).
+``worker_init_fn`` additionally seeds Python's and NumPy's global generators per worker, from the
+base seed and the worker id, for other code that uses them.
+
+The generator is opened lazily in each process, so the dataset pickles (``spawn`` workers) and
+never shares an onnxruntime session between processes. Use ``device="cpu"`` with workers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch.utils.data
+
+from ganaug.errors import UsageError
+from ganaug.noise import BLOCK_ROWS
+
+_BLOCK_CACHE = 8
+
+
+def _noise_block(seed: int, block: int, z_dim: int, truncation: float | None) -> np.ndarray:
+    """Block ``block`` of the :class:`ganaug.noise.NoiseStream` for ``seed`` (rows b*BLOCK_ROWS...)."""
+    from ganaug import noise
+
+    rows_fn = getattr(noise, "noise_block", None)
+    if rows_fn is not None:
+        return rows_fn(seed, block, z_dim, truncation)
+    # The stream's documented layout: block b is drawn from default_rng([seed, b]).
+    return noise._truncated_block(np.random.default_rng([seed, block]), BLOCK_ROWS, z_dim, truncation)
+
+
+def _is_albumentations(transform: Any) -> bool:
+    return hasattr(transform, "set_random_state") and hasattr(transform, "available_keys")
+
+
+def _derive(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class GanAugDataset(torch.utils.data.Dataset):
+    """Real items followed by synthetic ones drawn from ``generator`` (see module doc).
+
+    ``real_dataset``: a :class:`ganaug.data.ImageDataset` or any map-style dataset whose items are
+    ``(image, label)``. ``generator``: a ``.onnx`` file, run dir or weights file, or an object from
+    :func:`ganaug.sampling.open_sampler`. ``ratio``: synthetic images per real image of each class
+    (a float), or anything ``--strategy`` accepts (``"not majority"``, a ``{class: target}``
+    mapping, ...). ``transform``: applied to every image (real and synthetic); an albumentations
+    transform is called as ``transform(image=img, label=label)["image"]`` with a per-item random
+    state, any other callable as ``transform(img)``. ``synthetic_transform``: applied to synthetic
+    images first. ``labels``: the real labels when the dataset has no ``labels``/``targets``
+    attribute (otherwise every item is read once to count them). ``classes``: the real class names
+    (default: ``real_dataset.classes``, else the generator's); labels are mapped to the generator by
+    class name. ``return_source=True`` makes items ``(image, label, is_synthetic)``.
+    """
+
+    def __init__(
+        self,
+        real_dataset: Any,
+        generator: str | Path | Any,
+        ratio: float | str | Mapping[str, int] = 0.5,
+        transform: Callable[..., Any] | None = None,
+        seed: int = 0,
+        *,
+        synthetic_transform: Callable[..., Any] | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
+        classes: Sequence[str] | None = None,
+        truncation: float | None = None,
+        device: str = "cpu",
+        return_source: bool = False,
+    ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
+        self.real = real_dataset
+        self.transform = transform
+        self.synthetic_transform = synthetic_transform
+        self.seed = int(seed)
+        self.truncation = truncation
+        self.device = device
+        self.return_source = return_source
+        self.epoch = 0
+        if isinstance(generator, (str, Path)):
+            self.generator_source, self._sampler = str(generator), None
+        else:
+            self.generator_source, self._sampler = str(getattr(generator, "path", "")), generator
+        self._blocks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+
+        # A ganaug ImageDataset has arrays but no __getitem__; other datasets yield (image, label).
+        self._real_arrays = hasattr(real_dataset, "images") and not hasattr(type(real_dataset), "__getitem__")
+        real_labels = self._real_labels(labels)
+        sampler = self.sampler
+        self.classes = list(classes or getattr(real_dataset, "classes", None) or sampler.classes)
+        index = {name: i for i, name in enumerate(sampler.classes)}
+        self._to_generator = np.array([index.get(c, -1) for c in self.classes], dtype=np.int64)
+        counts = np.bincount(real_labels, minlength=len(self.classes))
+        if len(counts) > len(self.classes):
+            raise UsageError(
+                f"real labels go up to {len(counts) - 1}, but there are {len(self.classes)} classes"
+            )
+        plan = self._plan({c: int(n) for c, n in zip(self.classes, counts, strict=True)}, ratio)
+        per_class = np.array([plan.get(c, 0) for c in self.classes], dtype=np.int64)
+        lacking = [
+            c for c, n, g in zip(self.classes, per_class, self._to_generator, strict=True) if n and g < 0
+        ]
+        if lacking:
+            raise UsageError(f"the generator has no class {', '.join(map(repr, lacking))}")
+        self.ratio = ratio
+        self.n_real = len(real_labels)
+        #: Label (index into ``classes``) of each synthetic item.
+        self.synthetic_labels = np.repeat(np.arange(len(self.classes), dtype=np.int64), per_class)
+        self.n_synthetic = len(self.synthetic_labels)
+
+    # -- setup ---------------------------------------------------------------------------------------
+    def _real_labels(self, labels: Any) -> np.ndarray:
+        if labels is None:
+            labels = getattr(self.real, "labels", None)
+        if labels is None:
+            labels = getattr(self.real, "targets", None)
+        if labels is None:
+            labels = [int(self.real[i][1]) for i in range(len(self.real))]  # reads every item once
+        arr = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(arr) != len(self.real):
+            raise UsageError(f"{len(arr)} labels for a dataset of {len(self.real)} items")
+        if len(arr) and arr.min() < 0:
+            raise UsageError("labels must be >= 0")
+        return arr
+
+    @staticmethod
+    def _plan(class_counts: dict[str, int], ratio: Any) -> dict[str, int]:
+        if isinstance(ratio, (int, float)) and not isinstance(ratio, bool):
+            if not np.isfinite(ratio) or ratio < 0:
+                raise UsageError(f"ratio must be a number >= 0, got {ratio!r}")
+            return {c: int(np.floor(float(ratio) * n + 0.5)) for c, n in class_counts.items()}
+        from ganaug.plugins import get_plugin_manager
+
+        plan = get_plugin_manager().hook.ganaug_plan(class_counts=class_counts, options={"strategy": ratio})
+        if plan is None:
+            raise UsageError(f"ratio {ratio!r} is neither a number nor a strategy any plugin understands")
+        return dict(plan)
+
+    @property
+    def sampler(self) -> Any:
+        """The generator, opened on first use in this process."""
+        if self._sampler is None:
+            from ganaug.sampling import open_sampler
+
+            self._sampler = open_sampler(self.generator_source, device=self.device)
+        return self._sampler
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_sampler"] = None  # reopened lazily in each worker process
+        state["_blocks"] = OrderedDict()
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the synthetic images and transform randomness of ``epoch`` (0 = the base seed's)."""
+        self.epoch = int(epoch)
+
+    @staticmethod
+    def worker_init_fn(worker_id: int) -> None:
+        """DataLoader ``worker_init_fn``: seed ``random`` and ``numpy.random`` from the dataset's base
+        seed, epoch and the worker id (GanAugDataset's own samples do not need it)."""
+        info = torch.utils.data.get_worker_info()
+        base = getattr(info.dataset, "seed", 0) if info is not None else 0
+        epoch = getattr(info.dataset, "epoch", 0) if info is not None else 0
+        s = _derive(base, epoch, worker_id, 0x5EED)
+        random.seed(s)
+        np.random.seed(s % 2**32)
+
+    # -- items ---------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n_real + self.n_synthetic
+
+    def is_synthetic(self, index: int) -> bool:
+        return self._check_index(index) >= self.n_real
+
+    def _check_index(self, index: int) -> int:
+        i = int(index)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        return i
+
+    def _stream_seed(self) -> int:
+        return self.seed if self.epoch == 0 else _derive(self.seed, self.epoch)
+
+    def noise(self, synthetic_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Latent rows of synthetic items ``j`` (float32 ``[n, z_dim]``) for the current epoch."""
+        seed, z_dim = self._stream_seed(), self.sampler.z_dim
+        idx = np.asarray(synthetic_indices, dtype=np.int64)
+        out = np.empty((len(idx), z_dim), dtype=np.float32)
+        for b in np.unique(idx // BLOCK_ROWS):
+            key = (seed, int(b))
+            block = self._blocks.get(key)
+            if block is None:
+                block = _noise_block(seed, int(b), z_dim, self.truncation)
+                self._blocks[key] = block
+                while len(self._blocks) > _BLOCK_CACHE:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(key)
+            sel = idx // BLOCK_ROWS == b
+            out[sel] = block[idx[sel] % BLOCK_ROWS]
+        return out
+
+    def _apply(
+        self, transform: Callable[..., Any] | None, image: Any, label: int, index: int, salt: int
+    ) -> Any:
+        if transform is None:
+            return image
+        if _is_albumentations(transform):
+            s = _derive(self.seed, self.epoch, index, salt)
+            transform.set_random_state(np.random.default_rng(s), random.Random(s))
+            strict = getattr(transform, "strict", False)
+            if not strict or "label" in transform.available_keys:
+                return transform(image=image, label=label)["image"]
+            return transform(image=image)["image"]
+        return transform(image)
+
+    def _finish(self, image: Any, label: int, index: int, synthetic: bool) -> tuple[Any, ...]:
+        image = self._apply(self.transform, image, label, index, 1)
+        return (image, label, synthetic) if self.return_source else (image, label)
+
+    def _real_item(self, i: int) -> tuple[Any, ...]:
+        if self._real_arrays:
+            image, label = self.real.images[i], self.real.labels[i]
+        else:
+            item = self.real[i]
+            image, label = item[0], item[1]
+        return self._finish(image, int(label), i, False)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, ...]]:
+        """A batch of items; the synthetic ones are generated in one call (used by DataLoader)."""
+        idx = [self._check_index(i) for i in indices]
+        out: list[tuple[Any, ...] | None] = [None] * len(idx)
+        syn_pos = [k for k, i in enumerate(idx) if i >= self.n_real]
+        if syn_pos:
+            j = np.array([idx[k] - self.n_real for k in syn_pos], dtype=np.int64)
+            labels = self.synthetic_labels[j]
+            images = self.sampler.generate_from_noise(self.noise(j), self._to_generator[labels])
+            for k, image, label in zip(syn_pos, images, labels, strict=True):
+                image = self._apply(self.synthetic_transform, image, int(label), idx[k], 2)
+                out[k] = self._finish(image, int(label), idx[k], True)
+        for k, i in enumerate(idx):
+            if i < self.n_real:
+                out[k] = self._real_item(i)
+        return out  # type: ignore[return-value]
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        return self.__getitems__([index])[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"GanAugDataset(real={self.n_real}, synthetic={self.n_synthetic}, ratio={self.ratio!r}, "
+            f"generator={self.generator_source!r}, seed={self.seed}, epoch={self.epoch})"
+        )
+
+
+__all__ = ["GanAugDataset"]

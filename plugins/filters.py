@@ -1,0 +1,245 @@
+"""Built-in plugin: ``--filter confidence`` and ``--filter near-duplicate`` for synthetic images.
+
+``confidence``: a classifier scores each synthetic candidate; it is rejected when the probability of
+its intended class is below ``--min-confidence``. The classifier is ganaug's small CNN trained on the
+real data at the start of the run (``-o confidence_steps=N`` training steps, default 500), or the
+one given with ``--filter-classifier``: a ``.safetensors`` file written by
+:meth:`ganaug.classifier.Classifier.save`, or an ONNX model with one image input (uint8 NHWC, or
+float NCHW/NHWC in [-1, 1]) and one ``[N, classes]`` output of probabilities or logits, whose
+class order is the dataset's unless its ``ganaug.classifier``/``ganaug.classes`` metadata names the
+classes.
+
+``near-duplicate``: rejects a candidate whose RMS pixel difference (intensities in [0, 1], both images
+area-downscaled to at most 16x16) to its nearest real training image, of any class, is below
+``--near-duplicate-threshold`` -- a generator that memorised a training image would otherwise copy it
+into the new dataset. The default, 0.03, is about the 0.5th percentile of the distances between
+Fashion-MNIST training images and their nearest other training image. The search is exact,
+vectorised and chunked (matrix products).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import CheckpointError, UsageError
+from ganaug.hookspecs import AugmentContext, hookimpl
+
+STATE_KEY = "filters"
+DEFAULT_CONFIDENCE_STEPS = 500
+EMBED_SIZE = 16
+
+
+# -- classifiers -----------------------------------------------------------------------------------
+class OnnxClassifier:
+    """An ONNX image classifier: ``predict_proba(uint8 NHWC) -> [N, classes]`` in the given class order."""
+
+    def __init__(self, path: Path, classes: list[str]) -> None:
+        from ganaug.runtime import default_providers
+
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UsageError("--filter-classifier with an ONNX model needs onnxruntime installed") from None
+        try:
+            self.session = ort.InferenceSession(str(path), providers=default_providers())
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(
+                f"--filter-classifier: {path} is not a loadable ONNX model ({first})"
+            ) from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            raise CheckpointError(f"--filter-classifier: {path} must have one 4-D image input")
+        self.input = inputs[0]
+        self.output = self.session.get_outputs()[0].name
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        names = None
+        for key in ("ganaug.classifier", "ganaug.classes"):
+            if key in meta:
+                try:
+                    value = json.loads(meta[key])
+                except ValueError:
+                    continue
+                names = value.get("classes") if isinstance(value, dict) else value
+                if names:
+                    break
+        if names:
+            missing = [c for c in classes if c not in names]
+            if missing:
+                raise UsageError(f"--filter-classifier: {path} does not know class(es) {', '.join(missing)}")
+            self.columns = np.array([names.index(c) for c in classes], dtype=np.int64)
+        else:
+            self.columns = np.arange(len(classes), dtype=np.int64)
+        self.num_outputs = len(names) if names else None
+
+    def _feed(self, images: np.ndarray) -> np.ndarray:
+        if self.input.type == "tensor(uint8)":
+            return np.ascontiguousarray(images)
+        x = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        channels_first = isinstance(self.input.shape[1], int) and self.input.shape[1] in (1, 3)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channels_first else x)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        outs = []
+        for i in range(0, len(images), batch_size):
+            (y,) = self.session.run([self.output], {self.input.name: self._feed(images[i : i + batch_size])})
+            outs.append(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
+        probs = np.concatenate(outs) if outs else np.zeros((0, len(self.columns)), np.float32)
+        if probs.shape[1] <= int(self.columns.max(initial=0)):
+            raise UsageError(
+                f"--filter-classifier: model has {probs.shape[1]} outputs, too few for the classes"
+            )
+        is_prob = (probs >= 0).all() and np.allclose(probs.sum(1), 1.0, atol=1e-3)
+        if not is_prob:  # logits
+            probs = np.exp(probs - probs.max(1, keepdims=True))
+            probs /= probs.sum(1, keepdims=True)
+        return probs[:, self.columns]
+
+
+class _MappedClassifier:
+    """A ganaug Classifier whose columns are reordered to the dataset's classes."""
+
+    def __init__(self, clf: Any, columns: np.ndarray) -> None:
+        self.clf, self.columns = clf, columns
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.clf.predict_proba(images)[:, self.columns]
+
+
+def load_filter_classifier(path: str | Path, classes: list[str]) -> Any:
+    """``--filter-classifier``: an ONNX model or a ganaug classifier ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--filter-classifier: file not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        return OnnxClassifier(path, classes)
+    from ganaug.classifier import Classifier
+
+    clf = Classifier.load(path)
+    names = clf.classes or []
+    if names:
+        missing = [c for c in classes if c not in names]
+        if missing:
+            raise UsageError(f"--filter-classifier: {path} does not know class(es) {', '.join(missing)}")
+        return _MappedClassifier(clf, np.array([names.index(c) for c in classes]))
+    if clf.num_classes != len(classes):
+        raise UsageError(
+            f"--filter-classifier: {path} has {clf.num_classes} classes, the data {len(classes)}"
+        )
+    return clf
+
+
+def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
+    opts = context.options
+    threshold = float(opts.get("min_confidence", 0.5))
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"--min-confidence must be between 0 and 1, got {threshold}")
+    real = context.real
+    if opts.get("filter_classifier"):
+        clf = load_filter_classifier(opts["filter_classifier"], context.classes)
+        source = str(opts["filter_classifier"])
+    else:
+        from ganaug.classifier import train_classifier
+
+        steps = int(opts.get("confidence_steps", DEFAULT_CONFIDENCE_STEPS))
+        present = np.unique(real.labels)
+        if len(present) < 2:
+            raise UsageError("--filter confidence needs real images of at least two classes to train on")
+        context.echo(f"training the confidence filter's classifier ({steps} steps)")
+        clf = train_classifier(
+            real.images,
+            real.labels,
+            len(context.classes),
+            steps=steps,
+            seed=context.seed,
+            classes=list(context.classes),
+        )
+        source = f"trained on the real data ({steps} steps)"
+    return {"classifier": clf, "threshold": threshold, "source": source}
+
+
+# -- near duplicates -------------------------------------------------------------------------------
+def embed_pixels(images: np.ndarray, size: int = EMBED_SIZE) -> np.ndarray:
+    """uint8 NHWC -> float32 ``[N, d]``: intensities in [0, 1], area-downscaled to at most ``size``."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32) / np.float32(255.0)).permute(0, 3, 1, 2)
+    h, w = x.shape[2], x.shape[3]
+    if h > size or w > size:
+        x = F.adaptive_avg_pool2d(x, (min(h, size), min(w, size)))
+    return x.reshape(len(x), -1).numpy()
+
+
+def nearest_rms(queries: np.ndarray, reference: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """For each query row, the RMS difference to its nearest reference row (exact, chunked)."""
+    d = queries.shape[1]
+    best = np.full(len(queries), np.inf, dtype=np.float32)
+    q2 = (queries.astype(np.float32) ** 2).sum(1)
+    for start in range(0, len(reference), chunk):
+        ref = reference[start : start + chunk]
+        r2 = (ref**2).sum(1)
+        for qs in range(0, len(queries), 1024):
+            block = q2[qs : qs + 1024, None] + r2[None, :] - 2.0 * (queries[qs : qs + 1024] @ ref.T)
+            best[qs : qs + 1024] = np.minimum(best[qs : qs + 1024], block.min(1))
+    return np.sqrt(np.maximum(best, 0.0) / d)
+
+
+def _setup_near_duplicate(context: AugmentContext) -> dict[str, Any]:
+    threshold = float(context.options.get("near_duplicate_threshold", 0.03))
+    if threshold < 0:
+        raise UsageError(f"--near-duplicate-threshold must be >= 0, got {threshold}")
+    return {"reference": embed_pixels(context.real.images), "threshold": threshold}
+
+
+# -- hooks -----------------------------------------------------------------------------------------
+@hookimpl
+def ganaug_configure(context: AugmentContext) -> None:
+    state: dict[str, Any] = {}
+    if context.claim_filter("confidence"):
+        state["confidence"] = _setup_confidence(context)
+    if context.claim_filter("near-duplicate"):
+        state["near-duplicate"] = _setup_near_duplicate(context)
+    context.state[STATE_KEY] = state
+
+
+@hookimpl
+def ganaug_accept(
+    images: np.ndarray, labels: np.ndarray, context: AugmentContext
+) -> dict[str, np.ndarray] | None:
+    state = context.state.get(STATE_KEY) or {}
+    if not state:
+        return None
+    votes: dict[str, np.ndarray] = {}
+    if "confidence" in state:
+        conf = state["confidence"]
+        probs = conf["classifier"].predict_proba(images)
+        p = probs[np.arange(len(labels)), labels]
+        votes["confidence"] = p >= conf["threshold"]
+    if "near-duplicate" in state:
+        near = state["near-duplicate"]
+        dist = nearest_rms(embed_pixels(images), near["reference"])
+        votes["near-duplicate"] = dist >= near["threshold"]
+    return votes
+
+
+@hookimpl
+def ganaug_finish(context: AugmentContext, summary: dict[str, Any]) -> None:
+    state = context.state.get(STATE_KEY) or {}
+    report = {}
+    if "confidence" in state:
+        report["confidence"] = {
+            "min_confidence": state["confidence"]["threshold"],
+            "classifier": state["confidence"]["source"],
+        }
+    if "near-duplicate" in state:
+        report["near-duplicate"] = {
+            "threshold": state["near-duplicate"]["threshold"],
+            "metric": f"RMS pixel difference at <= {EMBED_SIZE}x{EMBED_SIZE}",
+        }
+    if report:
+        summary.setdefault("filter_settings", {}).update(report)
