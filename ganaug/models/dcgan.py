@@ -11,6 +11,8 @@ every layer when ``spectral_norm`` is true. Weights start from N(0, 0.02).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -71,7 +73,7 @@ class DCGANGenerator(nn.Module):
         self.fc = nn.Linear(z_dim + embed_dim, chans[0] * base * base, bias=False)
         self.bn0 = nn.BatchNorm2d(chans[0])
         blocks = []
-        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        for cin, cout in itertools.pairwise(chans):
             blocks += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(cin, cout, 3, padding=1, bias=False),
@@ -110,7 +112,7 @@ class DCGANDiscriminator(nn.Module):
         _, steps = halving_plan(image_size)
         chans = discriminator_channels(width, steps)
         layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, padding=1), nn.LeakyReLU(0.1)]
-        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.1)]
         layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1), nn.LeakyReLU(0.1)]
         self.features = nn.Sequential(*layers)

@@ -11,6 +11,8 @@ pooling and a projection output; spectral norm on every layer. Xavier-uniform in
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,9 +104,7 @@ class ResNetGenerator(nn.Module):
         chans = [min(width << (steps - i), 4 * width) for i in range(steps + 1)]
         self.base_shape = (chans[0], base, base)
         self.fc = nn.Linear(z_dim, chans[0] * base * base)
-        self.blocks = nn.ModuleList(
-            GBlock(cin, cout, num_classes) for cin, cout in zip(chans[:-1], chans[1:], strict=True)
-        )
+        self.blocks = nn.ModuleList(GBlock(cin, cout, num_classes) for cin, cout in itertools.pairwise(chans))
         self.bn = nn.BatchNorm2d(chans[-1])
         self.out = nn.Conv2d(chans[-1], channels, 3, padding=1)
         init_weights(self, xavier_init)
@@ -134,7 +134,7 @@ class ResNetDiscriminator(nn.Module):
         _, steps = halving_plan(image_size)
         chans = [min(width << i, 4 * width) for i in range(steps)]
         blocks = [DBlock(channels, chans[0], down=True, first=True)]
-        blocks += [DBlock(cin, cout, down=True) for cin, cout in zip(chans[:-1], chans[1:], strict=True)]
+        blocks += [DBlock(cin, cout, down=True) for cin, cout in itertools.pairwise(chans)]
         blocks.append(DBlock(chans[-1], chans[-1], down=False))
         self.blocks = nn.Sequential(*blocks)
         init_weights(self.blocks, xavier_init)
