@@ -75,7 +75,8 @@ def _as_hwc_uint8(image: Any, where: str) -> np.ndarray:
 class DatasetWriter:
     """Atomic writer of an ImageFolder or NPZ dataset with a ``manifest.jsonl`` (see module doc).
 
-    ``extra_files`` maps a file name to ``str``/``bytes`` (written as is) or a JSON-serialisable
+    ``image_shape`` (H, W, C), when given, is enforced for NPZ output and gives an empty NPZ its
+    shape. ``extra_files`` maps a file name to ``str``/``bytes`` (written as is) or a JSON-serialisable
     object (written as indented JSON); they are written on close, beside the manifest.
     """
 
@@ -87,6 +88,7 @@ class DatasetWriter:
         fmt: str = "imagefolder",
         overwrite: bool = False,
         extra_files: dict[str, Any] | None = None,
+        image_shape: tuple[int, int, int] | None = None,
     ) -> None:
         if fmt not in FORMATS:
             raise UsageError(f"unknown dataset format {fmt!r}; use one of imagefolder, png, npz")
@@ -99,7 +101,9 @@ class DatasetWriter:
         self.fmt = FORMATS[fmt]
         self.overwrite = overwrite
         self.extra_files: dict[str, Any] = dict(extra_files or {})
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.records: list[dict[str, Any]] = []
+        # Checked for NPZ too: ganaug.data refuses path-like class names in every format.
         self._dirnames = [safe_class_dirname(c) for c in self.classes]
         folded = [d.casefold() for d in self._dirnames]
         if len(set(folded)) != len(folded):
@@ -124,9 +128,6 @@ class DatasetWriter:
                 raise UsageError(f"refusing to replace {out}: it contains the current directory")
         out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-        if self.fmt == "imagefolder":
-            for d in self._dirnames:
-                (self._tmp / d).mkdir()
         return self
 
     def __enter__(self) -> DatasetWriter:
@@ -189,7 +190,8 @@ class DatasetWriter:
                 os.close(fd)
 
     def _write_npz(self, path: Path) -> None:
-        images = np.stack(self._images) if self._images else np.empty((0, 0, 0, 0), dtype=np.uint8)
+        empty_shape = (0, *(self.image_shape or (0, 0, 0)))
+        images = np.stack(self._images) if self._images else np.empty(empty_shape, dtype=np.uint8)
         with open(path, "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -231,6 +233,8 @@ class DatasetWriter:
         source = _SOURCE_OK.sub("_", str(record.get("source", "img"))) or "img"
         n = self._counters[(label, source)]
         self._counters[(label, source)] += 1
+        if n == 0:  # class folders appear with their first image (no empty class folders)
+            (self._require_open() / self._dirnames[label]).mkdir(exist_ok=True)
         return f"{self._dirnames[label]}/{source}_{n:06d}{suffix}"
 
     def _append(self, rel: str, label: int, record: dict[str, Any]) -> str:
@@ -247,10 +251,10 @@ class DatasetWriter:
         record = dict(record or {})
         arr = _as_hwc_uint8(image, f"image {len(self.records)}")
         if self.fmt == "npz":
-            if self._images and arr.shape != self._images[0].shape:
+            expected = self._images[0].shape if self._images else self.image_shape
+            if expected is not None and arr.shape != expected:
                 raise DataError(
-                    f"image {len(self.records)} has shape {arr.shape}, "
-                    f"but this NPZ holds {self._images[0].shape}"
+                    f"image {len(self.records)} has shape {arr.shape}, but this NPZ holds {expected}"
                 )
             rel = f"{NPZ_NAME}#{len(self._images)}"
             self._images.append(np.ascontiguousarray(arr))

@@ -15,6 +15,7 @@ onnxruntime is imported on first use, so the label helpers here also work withou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -61,33 +62,42 @@ def resolve_labels(labels: Any, classes: Sequence[str]) -> np.ndarray:
     n = len(classes)
     if isinstance(labels, (str, bytes, int, np.integer)):
         labels = [labels]
-    arr = np.asarray(labels) if not isinstance(labels, np.ndarray) else labels
-    if arr.ndim != 1:
-        raise UsageError(f"labels must be a 1-D sequence, got shape {tuple(arr.shape)}")
-    if arr.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if arr.dtype.kind in "iu":
-        out = arr.astype(np.int64)
-    elif arr.dtype.kind in "UO" or arr.dtype.kind == "S":
-        index = {name: i for i, name in enumerate(classes)}
-        out = np.empty(arr.size, dtype=np.int64)
-        for i, item in enumerate(arr.tolist()):
-            if isinstance(item, bytes):
-                item = item.decode("utf-8", "replace")
-            if isinstance(item, str):
-                if item not in index:
-                    raise UsageError(f"unknown class {item!r}; known classes: {', '.join(classes)}")
-                out[i] = index[item]
-            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-                out[i] = int(item)
-            else:
-                raise UsageError(f"label {item!r} is neither a class name nor an integer index")
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1:
+            raise UsageError(f"labels must be a 1-D sequence, got shape {tuple(labels.shape)}")
+        if labels.dtype.kind in "iu":
+            out = labels.astype(np.int64)
+        elif labels.dtype.kind in "USO" or labels.size == 0:
+            out = _labels_from_items(labels.tolist(), classes)
+        else:
+            raise UsageError(f"labels must be class names or integer indices, got dtype {labels.dtype}")
     else:
-        raise UsageError(f"labels must be class names or integer indices, got dtype {arr.dtype}")
+        try:
+            items = list(labels)
+        except TypeError:
+            raise UsageError(f"labels must be a sequence of class names or indices, got {labels!r}") from None
+        out = _labels_from_items(items, classes)
     bad = (out < 0) | (out >= n)
     if bad.any():
         first = int(out[bad][0])
         raise UsageError(f"label index {first} out of range: this generator has {n} classes (0..{n - 1})")
+    return out
+
+
+def _labels_from_items(items: list[Any], classes: Sequence[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    out = np.empty(len(items), dtype=np.int64)
+    for i, item in enumerate(items):
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "replace")
+        if isinstance(item, str):
+            if item not in index:
+                raise UsageError(f"unknown class {item!r}; known classes: {', '.join(classes)}")
+            out[i] = index[item]
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            out[i] = int(item)
+        else:
+            raise UsageError(f"label {item!r} is neither a class name nor an integer index")
     return out
 
 
@@ -176,6 +186,7 @@ class OnnxGenerator:
     ) -> None:
         ort = _import_ort()
         self.path = Path(path)
+        self._sha256: str | None = None
         if not self.path.is_file():
             raise CheckpointError(f"ONNX generator not found: {self.path}")
         chosen = list(providers) if providers is not None else default_providers()
@@ -200,6 +211,17 @@ class OnnxGenerator:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def generator_sha256(self) -> str:
+        """SHA-256 of the ``.onnx`` file (what manifests record as the generator's identity)."""
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     def __repr__(self) -> str:
         return (

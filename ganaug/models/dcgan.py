@@ -55,7 +55,7 @@ class DCGANGenerator(nn.Module):
         z_dim: int = 128,
         image_size: int = 32,
         channels: int = 1,
-        width: int = 64,
+        width: int = 32,
         embed_dim: int = 32,
     ):
         super().__init__()
@@ -103,7 +103,7 @@ class DCGANDiscriminator(nn.Module):
         num_classes: int,
         image_size: int = 32,
         channels: int = 1,
-        width: int = 64,
+        width: int = 32,
         spectral_norm: bool = True,
     ):
         super().__init__()

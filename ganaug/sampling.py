@@ -1,0 +1,263 @@
+"""Sample images from a generator -- torch (run dir / weights) or onnxruntime (``.onnx``) alike.
+
+:func:`open_sampler` returns an object with ``classes``, ``z_dim``, ``image_shape``,
+``generator_sha256``, ``generate(labels, seed, batch_size, truncation)`` and
+``generate_from_noise(z, labels, batch_size)``, all returning uint8 NHWC. Both backends take their
+latent rows from :class:`ganaug.noise.NoiseStream` and quantise with the same formula, so one seed
+gives the same images (at most one grey level apart from float rounding) from torch and from ONNX.
+:func:`sample_to_dataset` writes ``n_per_class`` images per class with a manifest
+(``ganaug sample``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ganaug import __version__
+from ganaug.errors import CheckpointError, UsageError
+from ganaug.runtime import OnnxGenerator, make_noise, per_class_labels, resolve_labels
+
+if TYPE_CHECKING:
+    import torch
+
+
+def quantize_torch(x: torch.Tensor) -> torch.Tensor:
+    """Float NCHW in [-1, 1] -> uint8 NHWC: ``((x + 1) * 127.5).round().clamp(0, 255)``.
+
+    The exported uint8 graph contains exactly these ops; :func:`ganaug.runtime.to_uint8_nhwc` is
+    the NumPy twin (both round half to even).
+    """
+    import torch
+
+    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class Sampler(Protocol):
+    """What :func:`open_sampler` returns."""
+
+    classes: list[str]
+    z_dim: int
+    image_shape: tuple[int, int, int]
+    generator_sha256: str
+
+    def generate(
+        self, labels: Any, seed: int | None = None, batch_size: int = 256, truncation: float | None = None
+    ) -> np.ndarray: ...
+
+    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray: ...
+
+
+class TorchSampler:
+    """A generator from a run directory or ``.safetensors`` file, sampled with torch (EMA weights)."""
+
+    def __init__(self, source: str | os.PathLike[str], device: str = "cpu") -> None:
+        import torch
+
+        from ganaug.checkpoint import load_generator
+
+        self.device = torch.device(device)
+        self.module = load_generator(source, device=self.device)
+        info = self.module.ganaug_info
+        self.classes: list[str] = list(info.classes)
+        config = info.config
+        self.z_dim: int = int(config["z_dim"])
+        self.image_shape: tuple[int, int, int] = (
+            int(config["image_size"]),
+            int(config["image_size"]),
+            int(config["channels"]),
+        )
+        self.generator_sha256: str = info.weights_sha256
+        self.path = Path(info.weights_path)
+
+    def __repr__(self) -> str:
+        return f"TorchSampler({str(self.path)!r}, classes={len(self.classes)}, device={self.device})"
+
+    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray:
+        """Images for latent rows ``z`` (float32 ``[n, z_dim]``) and labels, uint8 NHWC."""
+        import torch
+
+        idx = resolve_labels(labels, self.classes)
+        z = np.asarray(z, dtype=np.float32)
+        if z.shape != (len(idx), self.z_dim):
+            raise UsageError(f"z must have shape ({len(idx)}, {self.z_dim}), got {tuple(z.shape)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
+        with torch.inference_mode():
+            for start in range(0, len(idx), int(batch_size)):
+                stop = min(start + int(batch_size), len(idx))
+                zt = torch.from_numpy(np.ascontiguousarray(z[start:stop])).to(self.device)
+                lt = torch.from_numpy(idx[start:stop]).to(self.device)
+                out[start:stop] = quantize_torch(self.module(zt, lt).float()).cpu().numpy()
+        return out
+
+    def generate(
+        self, labels: Any, seed: int | None = None, batch_size: int = 256, truncation: float | None = None
+    ) -> np.ndarray:
+        """One image per label (names or indices), uint8 ``[n, H, W, C]``; row ``i`` of the seed's
+        noise stream goes to ``labels[i]``, whatever ``batch_size``."""
+        idx = resolve_labels(labels, self.classes)
+        z = make_noise(seed, self.z_dim, truncation).take(len(idx))
+        return self.generate_from_noise(z, idx, batch_size)
+
+    def generate_per_class(
+        self,
+        n_per_class: int,
+        classes: Sequence[str | int] | None = None,
+        seed: int | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n_per_class`` images of each class (all by default): ``(images, int64 labels)``."""
+        labels = per_class_labels(n_per_class, self.classes, classes)
+        return self.generate(labels, seed=seed, batch_size=batch_size, truncation=truncation), labels
+
+
+def _onnx_providers(device: str | None) -> list[str] | None:
+    if device in (None, "auto"):
+        return None
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if str(device).startswith("cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise UsageError(f"device {device!r} is not supported for ONNX generators; use cpu, cuda or auto")
+
+
+def open_sampler(
+    source: str | os.PathLike[str],
+    device: str | None = None,
+    providers: Sequence[str] | None = None,
+) -> TorchSampler | OnnxGenerator:
+    """Open a generator for sampling: ``.onnx`` -> onnxruntime, run dir / weights file -> torch.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:1``, ``auto``/None) picks the torch device or the
+    onnxruntime providers; ``providers`` overrides the latter explicitly.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise CheckpointError(f"generator not found: {path}")
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return OnnxGenerator(path, providers=providers if providers is not None else _onnx_providers(device))
+    if device in (None, "auto"):
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return TorchSampler(path, device=device)
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample_to_dataset` wrote."""
+
+    out: Path
+    count: int
+    counts: dict[str, int]
+    seed: int
+    generator_sha256: str
+    seconds: float
+
+
+def _parse_seed(seed: int | None) -> int:
+    return make_noise(seed, 1, None).seed
+
+
+def sample_to_dataset(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    n_per_class: int,
+    *,
+    classes: Sequence[str | int] | None = None,
+    fmt: str = "imagefolder",
+    truncation: float | None = None,
+    seed: int | None = 0,
+    batch_size: int = 256,
+    device: str | None = None,
+    providers: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SampleResult:
+    """Write ``n_per_class`` synthetic images of each class (all by default) to ``out``.
+
+    ``classes`` holds names or indices (a digit string that is not a class name is an index).
+    ``fmt`` is ``imagefolder``/``png`` or ``npz``. Each manifest record carries ``source:
+    "synthetic"``, ``generator_sha256`` (of the ``.onnx`` or weights file), ``seed``, ``z_index``
+    (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``. The
+    folder appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`).
+    """
+    from ganaug.dataset_writer import DatasetWriter
+
+    t0 = time.perf_counter()
+    sampler = open_sampler(source, device=device, providers=providers)
+    if classes is not None:  # "3" means class index 3 unless a class is called "3"
+        classes = [
+            int(c) if isinstance(c, str) and c not in sampler.classes and c.isdigit() else c for c in classes
+        ]
+    labels = per_class_labels(n_per_class, sampler.classes, classes)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
+    seed = _parse_seed(seed)
+    stream = make_noise(seed, sampler.z_dim, truncation)
+    sha = sampler.generator_sha256
+    summary: dict[str, Any] = {
+        "command": "sample",
+        "generator": str(source),
+        "generator_sha256": sha,
+        "seed": seed,
+        "truncation": truncation,
+        "n_per_class": int(n_per_class),
+        "format": fmt,
+        "versions": {"ganaug": __version__},
+    }
+    writer = DatasetWriter(
+        out, classes=sampler.classes, fmt=fmt, overwrite=overwrite, image_shape=sampler.image_shape
+    )
+    bar = None
+    try:
+        with writer:
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(labels), unit="img", desc="sampling")
+            chunk = max(int(batch_size), 1)
+            for start in range(0, len(labels), chunk):
+                stop = min(start + chunk, len(labels))
+                images = sampler.generate_from_noise(stream.take(stop - start), labels[start:stop], chunk)
+                for i, (img, lab) in enumerate(zip(images, labels[start:stop], strict=True)):
+                    writer.add(
+                        img,
+                        int(lab),
+                        {
+                            "source": "synthetic",
+                            "generator_sha256": sha,
+                            "seed": seed,
+                            "z_index": start + i,
+                            "truncation": truncation,
+                            "transforms": [],
+                            "plugins": [],
+                        },
+                    )
+                if bar is not None:
+                    bar.update(stop - start)
+            summary["counts"] = writer.counts()
+            writer.extra_files["summary.json"] = summary
+    finally:
+        if bar is not None:
+            bar.close()
+    return SampleResult(
+        out=Path(out),
+        count=len(labels),
+        counts=summary["counts"],
+        seed=seed,
+        generator_sha256=sha,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+__all__ = ["SampleResult", "Sampler", "TorchSampler", "open_sampler", "quantize_torch", "sample_to_dataset"]
