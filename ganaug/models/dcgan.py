@@ -19,6 +19,7 @@ from torch import nn
 from ganaug.errors import UsageError
 from ganaug.models import register_discriminator, register_generator
 from ganaug.models.layers import (
+    MinibatchStdDev,
     ProjectionHead,
     apply_spectral_norm,
     dcgan_init,
@@ -105,6 +106,7 @@ class DCGANDiscriminator(nn.Module):
         channels: int = 1,
         width: int = 32,
         spectral_norm: bool = True,
+        minibatch_std: bool = True,
     ):
         super().__init__()
         _check_width(width)
@@ -114,7 +116,10 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels, chans[0], 3, padding=1), nn.LeakyReLU(0.1)]
         for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.1)]
-        layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1), nn.LeakyReLU(0.1)]
+        if minibatch_std:
+            layers.append(MinibatchStdDev())
+        extra = 1 if minibatch_std else 0
+        layers += [nn.Conv2d(chans[-1] + extra, chans[-1], 3, padding=1), nn.LeakyReLU(0.1)]
         self.features = nn.Sequential(*layers)
         init_weights(self.features, dcgan_init)
         if spectral_norm:

@@ -109,3 +109,25 @@ class ProjectionHead(nn.Module):
     def forward(self, h: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         out = self.linear(h).squeeze(1) + (self.embed(label) * h).sum(dim=1)
         return out.float()
+
+
+class MinibatchStdDev(nn.Module):
+    """Append one feature map: the mean standard deviation of features across a group of samples.
+
+    Karras et al. 2018 (Progressive GAN): a discriminator that sees how much a batch varies can
+    tell a collapsed generator (every sample alike) from real data, which pushes G towards
+    diversity. Groups of ``group_size`` consecutive samples (the whole batch when it does not
+    divide evenly); real and fake batches go through D separately, so groups never mix them.
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = self.group_size if b % self.group_size == 0 else b
+        y = x.float().reshape(g, b // g, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // g]
+        y = y.to(x.dtype).repeat(g).reshape(b, 1, 1, 1).expand(b, 1, h, w)
+        return torch.cat([x, y], dim=1)

@@ -1,0 +1,728 @@
+"""``ganaug demo``: ganaug's main job, end to end, on data that ships inside the package.
+
+>>> result = run_demo("runs/demo", quick=True)          # doctest: +SKIP
+>>> result.files["report"]                              # doctest: +SKIP
+PosixPath('runs/demo/report.md')
+
+The embedded data is a fixed Fashion-MNIST subset (250 training and 100 test images per class,
+MIT, Copyright 2017 Zalando SE; made by ``scripts/make_embedded_dataset.py``), read with
+:func:`embedded_dataset`. The demo
+
+1. makes an artificially imbalanced copy of the training images (:data:`DEMO_COUNTS` per class),
+2. trains a small conditional GAN on exactly that copy (:func:`ganaug.training.train`),
+3. exports it to ONNX (:func:`ganaug.export.export_generator`) and draws a per-class sample grid with
+   onnxruntime,
+4. measures the uplift with :func:`ganaug.evaluate.uplift`: the fixed small CNN trained on the real
+   copy with classical augmentation (shifts, flips) against the same plus GAN samples that balance the
+   classes, filtered by confidence and near-duplicates, same steps, tested on the real test split,
+5. augments the copy through the plugin pipeline (:func:`ganaug.augment.augment_dataset`): strategy
+   ``"not majority"``, an albumentations pipeline on the synthetic images, the confidence filter
+   (the classifier of step 4) and the near-duplicate filter, written as class folders,
+6. writes ``report.md`` and ``report.html`` (sample grid, loss curves, augmentation counts, result
+   table) and ``demo.json``.
+
+``quick=True`` shrinks every stage (an MLP GAN, one classifier seed, few steps) so it ends in
+about a minute on two CPU cores: its numbers are a smoke test, not evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.data import ImageDataset
+from ganaug.errors import DataError, UsageError
+from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "DEFAULT",
+    "DEMO_COUNTS",
+    "QUICK",
+    "DemoResult",
+    "DemoSettings",
+    "embedded_dataset",
+    "imbalanced_copy",
+    "next_free_dir",
+    "run_demo",
+    "write_pipeline",
+]
+
+EMBEDDED_FILE = "fashion_mnist_small.npz"
+SPLITS = ("train", "test")
+#: Real training images per class in the demo's imbalanced copy (class order of the data:
+#: T-shirt-top ... Ankle boot). One majority class as in the BAGAN-GP protocol, the others rare.
+DEMO_COUNTS: tuple[int, ...] = (250, 25, 40, 55, 70, 85, 100, 115, 130, 145)
+GRID_COLUMNS = 8
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The size of every stage of the demo."""
+
+    name: str
+    gan: dict[str, Any]
+    classifier_steps: int
+    seeds: int
+    classifier_batch_size: int = 128
+    quality: bool = False
+    feature_steps: int = 1000
+    min_confidence: float = 0.5
+    note: str = ""
+
+
+QUICK = DemoSettings(
+    name="quick",
+    gan={"arch": "mlp", "steps": 600, "g_width": 256, "d_width": 256, "batch_size": 64},
+    classifier_steps=150,
+    seeds=1,
+    classifier_batch_size=64,
+    note="smoke test: an MLP GAN trained for seconds, one classifier seed, 150 classifier steps",
+)
+DEFAULT = DemoSettings(
+    name="default",
+    gan={"arch": "dcgan", "steps": 1500, "g_width": 16, "d_width": 16, "batch_size": 64},
+    classifier_steps=600,
+    seeds=3,
+    note="small demo: a small DCGAN trained for minutes, three classifier seeds on one data draw",
+)
+
+
+# -- data ------------------------------------------------------------------------------------------
+def embedded_dataset(split: str = "train") -> ImageDataset:
+    """The Fashion-MNIST subset that ships with ganaug: ``"train"`` (2,500 images) or ``"test"`` (1,000).
+
+    Images are uint8 ``[N, 28, 28, 1]``, 10 classes (``T-shirt-top`` ... ``Ankle boot``).
+    """
+    if split not in SPLITS:
+        raise UsageError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    ref = resources.files("ganaug") / "assets" / EMBEDDED_FILE
+    try:
+        with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as npz:
+            images = npz[f"{split}_images"]
+            labels = npz[f"{split}_labels"].astype(np.int64)
+            classes = [str(c) for c in npz["classes"]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(
+            f"embedded dataset ganaug/assets/{EMBEDDED_FILE} is missing or damaged "
+            f"({type(exc).__name__}); reinstall ganaug"
+        ) from None
+    return ImageDataset(images, labels, classes, source=f"embedded:fashion-mnist-small/{split}")
+
+
+def imbalanced_copy(ds: ImageDataset, counts: Sequence[int] = DEMO_COUNTS, seed: int = 0) -> ImageDataset:
+    """``counts[k]`` images of class ``k`` drawn from ``ds`` (the demo's artificially imbalanced data)."""
+    try:
+        sub = ds.sample_per_class(list(counts), seed=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot draw the imbalanced copy: {exc}") from None
+    sub.source = f"{ds.source} imbalanced {'/'.join(map(str, counts))} (seed {seed})"
+    return sub
+
+
+def save_npz(path: Path, ds: ImageDataset) -> Path:
+    """Write ``ds`` as an NPZ that ``ganaug`` commands read (``images``, ``labels``, ``classes``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, images=ds.images, labels=ds.labels, classes=np.array(ds.classes))
+    return path
+
+
+def write_pipeline(path: Path) -> Path:
+    """The demo's albumentations pipeline (flip, small shift/rotation, brightness), saved with ``A.save``."""
+    import albumentations as A
+
+    pipeline = A.Compose(
+        [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(translate_percent=(-0.06, 0.06), rotate=(-8, 8), p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
+        ]
+    )
+    with atomic_path(path) as tmp:
+        A.save(pipeline, str(tmp), data_format="yaml")
+    return path
+
+
+def next_free_dir(base: str | Path) -> Path:
+    """``base`` if it is absent or empty, else ``base2``, ``base3``, ... (like Ultralytics run dirs)."""
+    base = Path(base)
+    candidate, n = base, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        n += 1
+        candidate = base.with_name(f"{base.name}{n}")
+    return candidate
+
+
+# -- the run ---------------------------------------------------------------------------------------
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` made: paths, per-stage seconds and the headline numbers."""
+
+    out: Path
+    settings: DemoSettings
+    seed: int = 0
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)
+    diversity: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+class _Clock:
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.seconds: dict[str, float] = {}
+        self.index = 0
+
+    def stage(self, key: str, message: str) -> _Stage:
+        self.index += 1
+        self.say(f"[{self.index}/6] {message}")
+        return _Stage(self, key)
+
+
+class _Stage:
+    def __init__(self, clock: _Clock, key: str) -> None:
+        self.clock, self.key = clock, key
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.clock.seconds[self.key] = round(time.perf_counter() - self.t0, 1)
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the demo into ``out`` (see the module docstring); return where everything is.
+
+    Refuses a non-empty ``out`` unless ``overwrite``. ``progress`` shows progress bars.
+    """
+    say = echo or (lambda _m: None)
+    complain = warn or (lambda _m: None)
+    settings = QUICK if quick else DEFAULT
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"--seed must be an integer >= 0, got {seed!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"--out {out} is not empty (use --overwrite, or another --out)")
+
+    from ganaug.augment import augment_dataset
+    from ganaug.evaluate import MixPolicy, uplift
+    from ganaug.export import export_generator
+    from ganaug.grid import save_grid
+    from ganaug.runtime import OnnxGenerator
+    from ganaug.training import train
+
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    clock = _Clock(say)
+    files: dict[str, Path] = {}
+
+    with clock.stage("data", "data: the embedded Fashion-MNIST subset, made imbalanced"):
+        train_full = embedded_dataset("train")
+        test = embedded_dataset("test")
+        real = imbalanced_copy(train_full, DEMO_COUNTS, seed=seed)
+        files["data"] = save_npz(out / "data" / "train_imbalanced.npz", real)
+        files["test_data"] = save_npz(out / "data" / "test.npz", test)
+        say(f"      {len(real)} real training images: {_counts_line(real.class_counts())}")
+
+    gan_opts = {
+        **settings.gan,
+        "seed": seed,
+        "log_every": 25,
+        "sample_every": max(1, settings.gan["steps"] // 4),
+        "checkpoint_every": settings.gan["steps"],
+    }
+    with clock.stage(
+        "gan",
+        f"training a conditional {settings.gan['arch']} GAN for {settings.gan['steps']} steps on them",
+    ):
+        run = train(
+            None, out / "gan", dataset=real, overwrite=True, quiet=not progress, progress=progress, **gan_opts
+        )
+    files["run_dir"] = Path(run.run_dir)
+    files["loss_curves"] = Path(run.run_dir) / "results.png"
+
+    with clock.stage("export", "exporting the EMA generator to ONNX (checked against torch)"):
+        exported = export_generator(run.run_dir, out / "generator.onnx", seed=seed)
+        generator = OnnxGenerator(exported.path, providers=["CPUExecutionProvider"])
+        grid_images, _ = generator.generate_per_class(GRID_COLUMNS, seed=seed)
+        files["samples"] = save_grid(out / "samples.png", grid_images, generator.classes, GRID_COLUMNS)
+        div_images, div_labels = generator.generate_per_class(32, seed=seed + 1)
+        diversity = diversity_ratio(div_images, div_labels, real)
+    files["generator"] = Path(exported.path)
+
+    policy = MixPolicy(
+        name="real+GAN",
+        strategy="not majority",
+        filter=True,
+        min_confidence=settings.min_confidence,
+        near_duplicate=True,
+    )
+    seeds = list(range(seed, seed + settings.seeds))
+    with clock.stage(
+        "uplift",
+        f"uplift: classifier on real (classical augmentation) vs real + GAN, {len(seeds)} seed(s), "
+        f"{settings.classifier_steps} steps each",
+    ):
+        report = uplift(
+            real,
+            test,
+            imbalance=list(DEMO_COUNTS),
+            seeds=seeds,
+            out_dir=out / "eval",
+            generator=exported.path,
+            policies=[policy],
+            classifier_steps=settings.classifier_steps,
+            classifier_batch_size=settings.classifier_batch_size,
+            hflip=True,
+            quality=settings.quality,
+            feature_steps=settings.feature_steps,
+            progress=progress,
+            echo=lambda m: say(f"      {m}"),
+            warn=complain,
+        )
+    files["eval_report"] = out / "eval" / "report.md"
+
+    with clock.stage(
+        "augment",
+        "augmenting the imbalanced copy: 'not majority' + albumentations + confidence/near-duplicate filters",
+    ):
+        pipeline = write_pipeline(out / "synthetic_transforms.yaml")
+        shortfalls: list[str] = []
+        summary = augment_dataset(
+            real,
+            exported.path,
+            out / "augmented",
+            strategy="not majority",
+            synthetic_transforms=pipeline,
+            filters=["confidence", "near-duplicate"],
+            min_confidence=settings.min_confidence,
+            filter_classifier=out / "eval" / f"seed_{seeds[0]}" / "real_classifier.safetensors",
+            fmt="imagefolder",
+            seed=seed,
+            overwrite=True,
+            progress=progress,
+            warn=shortfalls.append,
+        )
+        if summary.get("shortfall"):
+            planned = sum(summary["counts"]["planned"].values())
+            kept = sum(summary["counts"]["synthetic"].values())
+            complain(
+                f"augment: the filters kept {kept} of {planned} planned synthetic images "
+                f"({len(summary['shortfall'])} classes short); a better generator (more --steps) or a "
+                "lower --min-confidence fills them"
+            )
+        for message in shortfalls:
+            if "passed the filters" not in message:
+                complain(message)
+    files["pipeline"] = pipeline
+    files["augmented"] = out / "augmented"
+
+    with clock.stage("report", "writing the report"):
+        result = DemoResult(out=out, settings=settings, seed=seed, files=files, seconds=clock.seconds)
+        result.headline = _headline(report)
+        result.headline["diversity_median"] = float(np.median(list(diversity.values())))
+        result.diversity = diversity
+        result.wall_seconds = round(time.perf_counter() - t_start, 1)
+        doc = _report_blocks(result, run, exported, summary, report, real, test)
+        files["report"] = out / "report.md"
+        files["report_html"] = out / "report.html"
+        atomic_write_text(files["report"], render_markdown(doc))
+        atomic_write_text(files["report_html"], render_html(doc, title="ganaug demo report"))
+        files["summary"] = out / "demo.json"
+    result.seconds = dict(clock.seconds)
+    result.wall_seconds = round(time.perf_counter() - t_start, 1)
+    atomic_write_json(files["summary"], _summary_json(result, report, summary, exported))
+    return result
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+def _mean_pairwise_rms(images: np.ndarray) -> float:
+    x = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    sq = (x * x).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0) / x.shape[1]
+    iu = np.triu_indices(len(x), k=1)
+    return float(np.sqrt(d2[iu]).mean())
+
+
+def diversity_ratio(
+    generated: np.ndarray, generated_labels: np.ndarray, real: ImageDataset, per_class: int = 32
+) -> dict[str, float]:
+    """Per class: mean pairwise RMS pixel distance among generated images over the same among real ones.
+
+    About 1 means the samples vary as much as the real images of their class; far below 1 means the
+    generator makes (nearly) the same image whatever the latent vector: mode collapse.
+    """
+    out: dict[str, float] = {}
+    for k, name in enumerate(real.classes):
+        fake = generated[generated_labels == k][:per_class]
+        true = real.images[real.labels == k][:per_class]
+        if len(fake) < 2 or len(true) < 2:
+            continue
+        out[name] = _mean_pairwise_rms(fake) / max(_mean_pairwise_rms(true), 1e-12)
+    return out
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+def _headline(report: dict[str, Any]) -> dict[str, Any]:
+    arm = report["arms"][1]
+    s, p = report["summary"], report["paired"][arm]
+    return {
+        "arm": arm,
+        "seeds": len(report["seeds"]),
+        **{
+            f"{metric}_{which}": s[which][metric]["mean"]
+            for metric in ("accuracy", "balanced_accuracy")
+            for which in ("real", arm)
+        },
+        "delta_accuracy": p["accuracy"]["mean"],
+        "delta_balanced_accuracy": p["balanced_accuracy"]["mean"],
+        "ci95_balanced_accuracy": p["balanced_accuracy"]["ci95"],
+    }
+
+
+def _pm(entry: dict[str, Any]) -> str:
+    return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if entry.get("std") else f"{entry['mean']:.1f}"
+
+
+def _delta(d: dict[str, Any]) -> str:
+    ci = d.get("ci95")
+    return f"{d['mean']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+
+
+def verdict(headline: dict[str, Any], quick: bool) -> str:
+    """One honest sentence about the balanced-accuracy difference."""
+    d = headline["delta_balanced_accuracy"]
+    if quick:
+        return (
+            f"Balanced accuracy moved by {d:+.1f} points, but this was the --quick smoke test: it shows "
+            "that every stage runs, not whether GAN samples help. Run `ganaug demo` without --quick, and "
+            "`ganaug eval uplift` on your own data, for numbers worth reading."
+        )
+    ci = headline.get("ci95_balanced_accuracy")
+    if ci is None:
+        return f"Balanced accuracy moved by {d:+.1f} points (one seed: no interval)."
+    if ci[0] > 0:
+        what = "GAN samples helped in this run"
+    elif ci[1] < 0:
+        what = "GAN samples hurt in this run"
+    else:
+        what = "no clear difference in this run"
+    return (
+        f"{what}: balanced accuracy {d:+.1f} points (95% interval {ci[0]:+.1f} to {ci[1]:+.1f} over "
+        f"{headline['seeds']} classifier seeds). The interval covers classifier randomness only — one data "
+        "draw, one GAN, 1,000 test images (about ±1.3 points of sampling error on their own) — so treat "
+        "it as an illustration; ganaug's published numbers come from benchmarks/uplift.py."
+    )
+
+
+# -- the report ------------------------------------------------------------------------------------
+Block = tuple[Any, ...]
+
+
+def _rel(path: Path, out: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _report_blocks(
+    result: DemoResult,
+    run: Any,
+    exported: Any,
+    summary: dict[str, Any],
+    report: dict[str, Any],
+    real: ImageDataset,
+    test: ImageDataset,
+) -> list[Block]:
+    out, s, files = result.out, result.settings, result.files
+    quick = s.name == "quick"
+    arm = result.headline["arm"]
+    gan = s.gan
+    m = run.metrics
+    counts = summary["counts"]
+    rejected = summary.get("rejected", {})
+    drawn = sum(summary.get("candidates", {}).values())
+    n_syn = sum(counts["synthetic"].values())
+    doc: list[Block] = [
+        ("h1", f"ganaug demo{' (--quick)' if quick else ''}"),
+        (
+            "p",
+            f"Everything below was made by `ganaug demo{' --quick' if quick else ''} --seed {result.seed}` "
+            f"in {result.wall_seconds:.0f} s on this machine, from the Fashion-MNIST subset that ships "
+            "inside ganaug (MIT, Copyright 2017 Zalando SE). Settings: " + s.note + ".",
+        ),
+    ]
+    if quick:
+        doc.append(
+            (
+                "note",
+                "Quick mode is a smoke test. The GAN trains for seconds, the classifiers for "
+                f"{s.classifier_steps} steps with one seed: the table shows that every stage runs end to "
+                "end, not whether GAN augmentation helps. Do not quote these numbers.",
+            )
+        )
+    doc += [
+        ("h2", "Result"),
+        *([] if quick else [("p", verdict(result.headline, quick))]),
+        (
+            "table",
+            ["arm", "training images", "balanced accuracy %", "Δ vs real only (points)"],
+            [
+                [
+                    "real only, classical augmentation",
+                    len(real),
+                    _pm(report["summary"]["real"]["balanced_accuracy"]),
+                    "–",
+                ],
+                [
+                    "real + GAN ('not majority', filtered), same augmentation",
+                    f"{len(real)} + {_mean_synthetic(report, arm):.0f} synthetic",
+                    _pm(report["summary"][arm]["balanced_accuracy"]),
+                    _delta(report["paired"][arm]["balanced_accuracy"]),
+                ],
+            ],
+        ),
+        (
+            "p",
+            f"The same small CNN, trained {s.classifier_steps} steps (random shifts and flips) on the "
+            f"{len(real)} imbalanced real images, or on them plus GAN samples meant to bring every class up "
+            f"to the largest, kept only when the real-only classifier gives their class p ≥ "
+            f"{s.min_confidence} and they are no near-copy of a training image; tested on the {len(test)} "
+            f"real test images ({len(test) // len(test.classes)} per class, so balanced accuracy equals "
+            f"plain accuracy), {len(report['seeds'])} classifier seed(s). Δ: paired difference (95% "
+            "t-interval over seeds when there are several). Details: "
+            f"[{_rel(files['eval_report'], out)}]({_rel(files['eval_report'], out)}).",
+        ),
+        ("h2", "Per class"),
+        (
+            "table",
+            ["class", "real images", "synthetic added", "accuracy real only %", "accuracy real + GAN %"],
+            [
+                [
+                    name,
+                    counts["before"][name],
+                    report["seeds"][0]["arms"][arm]["synthetic"]["counts"].get(name, 0),
+                    _num(report["summary"]["real"]["per_class_accuracy"][i]),
+                    _num(report["summary"][arm]["per_class_accuracy"][i]),
+                ]
+                for i, name in enumerate(real.classes)
+            ],
+        ),
+        ("h2", "Samples from generator.onnx"),
+        (
+            "p",
+            f"One row per class, {GRID_COLUMNS} samples each, drawn with onnxruntime from "
+            f"[`{_rel(files['generator'], out)}`]({_rel(files['generator'], out)}) "
+            f"({exported.size_bytes / 1e6:.1f} MB, opset {exported.opset}; largest difference from torch "
+            f"{exported.max_abs_error:.1e}).",
+        ),
+        ("img", _rel(files["samples"], out), "GAN samples, one row per class"),
+        ("p", _diversity_text(result.diversity)),
+        ("h2", "Training"),
+        (
+            "p",
+            f"Conditional `{gan['arch']}` GAN (`--g-width {gan['g_width']} --d-width {gan['d_width']}`, "
+            f"hinge loss, DiffAugment, EMA), {run.step} steps of batch {gan['batch_size']} in "
+            f"{run.elapsed_s:.0f} s; final D loss {m.get('loss_d', float('nan')):.3f}, G loss "
+            f"{m.get('loss_g', float('nan')):.3f}, D accuracy {m.get('d_accuracy', float('nan')):.2f}. "
+            f"Run directory: [`{_rel(files['run_dir'], out)}`]({_rel(files['run_dir'], out)}).",
+        ),
+        ("img", _rel(files["loss_curves"], out), "loss curves"),
+        ("h2", "Augmented dataset"),
+        (
+            "p",
+            f"[`{_rel(files['augmented'], out)}/`]({_rel(files['augmented'], out)}) holds the real images "
+            f"and {n_syn} synthetic ones as class folders, with `manifest.jsonl` (one record per image: "
+            "source, generator sha256, seed and latent index, transforms) and `summary.json`. Strategy "
+            f"'not majority'; synthetic images went through the albumentations pipeline "
+            f"[`{_rel(files['pipeline'], out)}`]({_rel(files['pipeline'], out)}); "
+            f"{drawn} candidates were drawn, "
+            + (", ".join(f"{n} rejected by {k}" for k, n in rejected.items() if n) or "none rejected")
+            + (
+                f"; short of the target: {_counts_line(summary['shortfall'])}"
+                if summary.get("shortfall")
+                else ""
+            )
+            + ".",
+        ),
+        (
+            "table",
+            ["class", "before", "synthetic", "after"],
+            [[c, counts["before"][c], counts["synthetic"][c], counts["after"][c]] for c in counts["before"]],
+        ),
+        ("h2", "Wall time"),
+        (
+            "table",
+            ["stage", "seconds"],
+            [[k, f"{v:.1f}"] for k, v in result.seconds.items()] + [["total", f"{result.wall_seconds:.1f}"]],
+        ),
+        ("h2", "Do it on your data"),
+        (
+            "pre",
+            "\n".join(
+                [
+                    "ganaug train images/ --out runs/exp --steps 3000",
+                    "ganaug export runs/exp --out generator.onnx",
+                    "ganaug augment images/ --generator generator.onnx --out augmented/ \\",
+                    "    --strategy 'not majority' --filter confidence,near-duplicate",
+                    "ganaug eval uplift images/ --test test/ --per-class 100 --seeds 3 --out eval/",
+                ]
+            ),
+        ),
+    ]
+    return doc
+
+
+def _diversity_text(diversity: dict[str, float]) -> str:
+    if not diversity:
+        return ""
+    median = float(np.median(list(diversity.values())))
+    low = sorted(diversity.items(), key=lambda kv: kv[1])[:3]
+    if median >= 0.8:
+        what = "about as varied as the real images"
+    elif median >= 0.5:
+        what = "less varied than the real images"
+    else:
+        what = "much less varied than the real images: the generator is partly mode-collapsed"
+    return (
+        f"Within-class diversity of 32 samples per class relative to the real images (mean pairwise pixel "
+        f"distance; 1.0 = as varied as the real ones): median {median:.2f}, lowest "
+        + ", ".join(f"{name} {v:.2f}" for name, v in low)
+        + f" — {what}. Samples that repeat themselves add little for a classifier; see "
+        "docs/theory.md (mode collapse) for the options that help."
+    )
+
+
+def _mean_synthetic(report: dict[str, Any], arm: str) -> float:
+    return float(np.mean([r["arms"][arm]["synthetic"]["n_synthetic"] for r in report["seeds"]]))
+
+
+def _num(v: Any) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+_INLINE = re.compile(r"`([^`]+)`|\[([^\]]+)\]\(([^)]+)\)")
+
+
+def _inline_html(text: str) -> str:
+    parts, pos = [], 0
+    for match in _INLINE.finditer(text):
+        parts.append(html.escape(text[pos : match.start()]))
+        code, label, href = match.groups()
+        if code is not None:
+            parts.append(f"<code>{html.escape(code)}</code>")
+        else:
+            parts.append(f'<a href="{html.escape(href, quote=True)}">{_inline_html(label)}</a>')
+        pos = match.end()
+    parts.append(html.escape(text[pos:]))
+    return "".join(parts)
+
+
+def render_markdown(doc: Sequence[Block]) -> str:
+    """The report blocks as GitHub-flavoured Markdown."""
+    lines: list[str] = []
+    for kind, *args in doc:
+        if kind == "h1":
+            lines += [f"# {args[0]}", ""]
+        elif kind == "h2":
+            lines += [f"## {args[0]}", ""]
+        elif kind == "p":
+            lines += [args[0], ""]
+        elif kind == "note":
+            lines += [f"> **Note.** {args[0]}", ""]
+        elif kind == "img":
+            lines += [f"![{args[1]}]({args[0]})", ""]
+        elif kind == "pre":
+            lines += ["```bash", args[0], "```", ""]
+        elif kind == "table":
+            header, rows = args
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "|".join("---" for _ in header) + "|")
+            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+            lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem}"
+    "th{background:#f3f3f3}td:not(:first-child){text-align:right}img{max-width:100%}"
+    ".note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5rem 1rem}"
+    "pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}"
+)
+
+
+def render_html(doc: Sequence[Block], title: str) -> str:
+    """The report blocks as one self-contained HTML page (images linked, not embedded)."""
+    body: list[str] = []
+    for kind, *args in doc:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(args[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(args[0])}</p>")
+        elif kind == "note":
+            body.append(f'<p class="note"><strong>Note.</strong> {_inline_html(args[0])}</p>')
+        elif kind == "img":
+            body.append(f'<p><img src="{html.escape(args[0], quote=True)}" alt="{html.escape(args[1])}"></p>')
+        elif kind == "pre":
+            body.append(f"<pre>{html.escape(args[0])}</pre>")
+        elif kind == "table":
+            header, rows = args
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>" for row in rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _summary_json(
+    result: DemoResult, report: dict[str, Any], summary: dict[str, Any], exported: Any
+) -> dict[str, Any]:
+    from ganaug import __version__
+
+    return {
+        "kind": "ganaug.demo",
+        "ganaug_version": __version__,
+        "python": sys.version.split()[0],
+        "mode": result.settings.name,
+        "seed": result.seed,
+        "settings": dataclasses.asdict(result.settings),
+        "counts_real": list(DEMO_COUNTS),
+        "headline": result.headline,
+        "diversity": result.diversity,
+        "seconds": result.seconds,
+        "wall_seconds": result.wall_seconds,
+        "files": {k: _rel(v, result.out) for k, v in result.files.items()},
+        "augment_counts": summary["counts"],
+        "onnx": {"size_bytes": exported.size_bytes, "max_abs_error": exported.max_abs_error},
+    }
