@@ -182,7 +182,11 @@ class Classifier:
         amp = bool(self.meta.settings.get("amp", False))
         out = []
         for i in range(0, len(images), batch_size):
-            x = _to_model_input(torch.from_numpy(images[i : i + batch_size]).to(self.device))
+            x = _to_model_input(
+                torch.from_numpy(np.require(images[i : i + batch_size], requirements=["C", "W"])).to(
+                    self.device
+                )
+            )
             with _autocast(self.device, amp):
                 y = self.model.features(x) if features else self.model(x).softmax(1)
             out.append(y.float().cpu().numpy())
@@ -384,75 +388,80 @@ def train_classifier(
         feature_dim,
         amp,
     )
-    torch.manual_seed(seed)  # parameter initialisation
-    if init is not None:
-        if tuple(init.image_shape) != (h, w, c) or init.num_classes != num_classes:
-            raise UsageError("init classifier has a different image shape or number of classes")
-        width, feature_dim = init.model.conv1.out_channels, init.feature_dim
-        settings.width, settings.feature_dim = width, feature_dim
-    model = SmallCNN(c, num_classes, width, feature_dim)
-    if init is not None:
-        model.load_state_dict(init.model.state_dict())
-    model.to(dev, memory_format=torch.channels_last).train()
+    # Dropout and initialisation use torch's global RNG: seed it, and restore it afterwards.
+    cuda_devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        if init is not None:
+            if tuple(init.image_shape) != (h, w, c) or init.num_classes != num_classes:
+                raise UsageError("init classifier has a different image shape or number of classes")
+            width, feature_dim = init.model.conv1.out_channels, init.feature_dim
+            settings.width, settings.feature_dim = width, feature_dim
+        model = SmallCNN(c, num_classes, width, feature_dim)
+        if init is not None:
+            model.load_state_dict(init.model.state_dict())
+        model.to(dev, memory_format=torch.channels_last).train()
 
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed)
-    x_all = torch.from_numpy(np.ascontiguousarray(images)).to(dev)
-    y_all = torch.from_numpy(labels).to(dev)
-    w_all = None
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=np.float32)
-        if sw.shape != (n,) or (sw < 0).any():
-            raise UsageError(f"sample_weight must be {n} non-negative numbers, got shape {sw.shape}")
-        w_all = torch.from_numpy(sw).to(dev)
-    p_all = None
-    if draw_weight is not None:
-        dw = np.asarray(draw_weight, dtype=np.float64)
-        if dw.shape != (n,) or (dw < 0).any() or dw.sum() <= 0:
-            raise UsageError(f"draw_weight must be {n} non-negative numbers with a positive sum")
-        p_all = torch.from_numpy(dw / dw.sum()).float().to(dev)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(seed)
+        x_all = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(dev)
+        y_all = torch.from_numpy(labels).to(dev)
+        w_all = None
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float32)
+            if sw.shape != (n,) or (sw < 0).any():
+                raise UsageError(f"sample_weight must be {n} non-negative numbers, got shape {sw.shape}")
+            w_all = torch.from_numpy(sw).to(dev)
+        p_all = None
+        if draw_weight is not None:
+            dw = np.asarray(draw_weight, dtype=np.float64)
+            if dw.shape != (n,) or (dw < 0).any() or dw.sum() <= 0:
+                raise UsageError(f"draw_weight must be {n} non-negative numbers with a positive sum")
+            p_all = torch.from_numpy(dw / dw.sum()).float().to(dev)
 
-    opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=lr,
-        weight_decay=weight_decay,
-        foreach=dev.type != "cuda",
-        fused=dev.type == "cuda",
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lambda(steps, max(1, steps // 20)))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+        opt = torch.optim.AdamW(
+            model.parameters(),
+            lr=lr,
+            weight_decay=weight_decay,
+            foreach=dev.type != "cuda",
+            fused=dev.type == "cuda",
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lambda(steps, max(1, steps // 20)))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=0.5)
-    t0 = time.perf_counter()
-    loss_acc = torch.zeros((), device=dev)
-    for step in range(steps):
-        if p_all is None:
-            idx = torch.randint(0, n, (batch_size,), generator=gen, device=dev)
-        else:
-            idx = torch.multinomial(p_all, batch_size, replacement=True, generator=gen)
-        x = _to_model_input(x_all[idx])
-        if augment:
-            x = augment_batch(x, gen, shift=shift, hflip=hflip)
-        with _autocast(dev, amp):
-            logits = model(x)
-        ce = F.cross_entropy(logits.float(), y_all[idx], reduction="none", label_smoothing=label_smoothing)
-        loss = (ce * w_all[idx]).sum() / batch_size if w_all is not None else ce.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+            bar = tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=0.5)
+        t0 = time.perf_counter()
+        loss_acc = torch.zeros((), device=dev)
+        for step in range(steps):
+            if p_all is None:
+                idx = torch.randint(0, n, (batch_size,), generator=gen, device=dev)
+            else:
+                idx = torch.multinomial(p_all, batch_size, replacement=True, generator=gen)
+            x = _to_model_input(x_all[idx])
+            if augment:
+                x = augment_batch(x, gen, shift=shift, hflip=hflip)
+            with _autocast(dev, amp):
+                logits = model(x)
+            ce = F.cross_entropy(
+                logits.float(), y_all[idx], reduction="none", label_smoothing=label_smoothing
+            )
+            loss = (ce * w_all[idx]).sum() / batch_size if w_all is not None else ce.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if bar is not None:
+                loss_acc += loss.detach()
+                if (step + 1) % 100 == 0 or step + 1 == steps:
+                    k = (step % 100) + 1
+                    bar.set_postfix(loss=f"{loss_acc.item() / k:.3f}", refresh=False)  # one sync / 100 steps
+                    bar.update(k)
+                    loss_acc.zero_()
         if bar is not None:
-            loss_acc += loss.detach()
-            if (step + 1) % 100 == 0 or step + 1 == steps:
-                k = (step % 100) + 1
-                bar.set_postfix(loss=f"{loss_acc.item() / k:.3f}", refresh=False)  # one sync / 100 steps
-                bar.update(k)
-                loss_acc.zero_()
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - t0
+            bar.close()
+        seconds = time.perf_counter() - t0
     model.eval()
     meta = ClassifierMeta(num_classes, (h, w, c), classes, asdict(settings), round(seconds, 3))
     return Classifier(model, meta, dev)
@@ -507,9 +516,8 @@ def get_feature_extractor(
     ``cache_dir/feature_extractors/<hash>.safetensors`` keyed by the data and training settings."""
     images, labels, classes = _unpack_dataset(dataset)
     k = num_classes or (len(classes) if classes else int(labels.max()) + 1)
-    key = hashlib.sha256(
-        f"{dataset_hash(images, labels)}|k={k}|steps={steps}|seed={seed}|hflip={hflip}|v{FORMAT_VERSION}".encode()
-    ).hexdigest()[:32]
+    recipe = f"{dataset_hash(images, labels)}|k={k}|steps={steps}|seed={seed}|hflip={hflip}|v{FORMAT_VERSION}"
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:32]
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = path / "feature_extractors" / f"{key}.safetensors"
     if path.is_file():

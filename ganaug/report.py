@@ -1,0 +1,348 @@
+"""Reports of ``ganaug eval``: ``report.json``, ``report.md`` tables and PNG plots (matplotlib, Agg).
+
+Plots are drawn on :class:`matplotlib.figure.Figure` objects directly (no pyplot, no global backend
+state) and written atomically like every other file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+PLOT_PER_CLASS = "per_class_accuracy.png"
+PLOT_FID = "fid_per_class.png"
+PLOT_GRID = "samples_nearest_real.png"
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def _pm(entry: dict[str, Any], digits: int = 2) -> str:
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def _ci(diff: dict[str, Any]) -> str:
+    if diff.get("ci95") is None:
+        return "n/a (1 seed)"
+    lo, hi = diff["ci95"]
+    return f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _describe_policy(p: dict[str, Any]) -> str:
+    parts = [f"strategy {p['strategy']!r}"]
+    if p.get("max_synthetic_ratio") is not None:
+        parts.append(f"max ratio {p['max_synthetic_ratio']}")
+    if p.get("synthetic_weight", 1.0) != 1.0:
+        parts.append(f"loss weight {p['synthetic_weight']}")
+    if p.get("synthetic_share") is not None:
+        parts.append(f"batch share {p['synthetic_share']}")
+    if p.get("filter"):
+        parts.append(f"confidence filter ≥ {p['min_confidence']}")
+    if p.get("near_duplicate"):
+        parts.append("near-duplicate filter")
+    if p.get("curriculum", "none") != "none":
+        parts.append(f"pre-train on synthetic {p['pretrain_fraction']:.0%} of steps, then real")
+    if not p.get("use_real", True):
+        parts.append("synthetic only")
+    if p.get("truncation") is not None:
+        parts.append(f"truncation {p['truncation']}")
+    return ", ".join(parts)
+
+
+def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
+    """The ``report.md`` of an uplift run."""
+    s, classes = report["settings"], report["classes"]
+    counts = s["counts"]
+    same = len(set(counts)) == 1
+    lines = [
+        "# ganaug uplift report",
+        "",
+        *([f"Command: `{report['command']}`", ""] if report.get("command") else []),
+        f"Training data: `{report.get('data', '')}`; test data: `{report.get('test', '')}`.",
+        f"Real images per class: {counts[0] if same else '/'.join(map(str, counts))}; "
+        f"seeds: {', '.join(map(str, s['seeds']))}; classifier: {s['classifier_steps']} steps, batch "
+        f"{s['classifier_batch_size']}, shifts{' + horizontal flips' if s['hflip'] else ''}.",
+        "GAN: "
+        + (
+            f"given (`{s['generator']}`)"
+            if s["generator"]
+            else "trained per seed on exactly the drawn real images, options "
+            f"`{s['gan_options'] or 'defaults'}`"
+        )
+        + ".",
+        "",
+        "## Accuracy on the real test split (%)",
+        "",
+    ]
+    rows = []
+    for arm in report["arms"]:
+        e = report["summary"][arm]
+        row = [arm, _pm(e["accuracy"]), _pm(e["balanced_accuracy"])]
+        if arm == "real":
+            row += ["–", "–"]
+        else:
+            d = report["paired"][arm]
+            row += [
+                f"{d['accuracy']['mean']:+.2f} {_ci(d['accuracy'])}",
+                f"{d['balanced_accuracy']['mean']:+.2f} {_ci(d['balanced_accuracy'])}",
+            ]
+        rows.append(row)
+    lines.append(
+        _table(["arm", "accuracy", "balanced accuracy", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"], rows)
+    )
+    lines += [
+        "",
+        "Δ: paired difference against `real` over seeds (mean, 95% t-interval).",
+        "",
+        "Arms:",
+        "",
+        "- `real`: the real subset only, classical augmentation.",
+    ]
+    for p in s["policies"]:
+        lines.append(f"- `{p['name']}`: real subset + GAN samples — {_describe_policy(p)}.")
+    lines += ["", "## Per-class accuracy (%, mean over seeds)", ""]
+    header = ["class", *report["arms"]]
+    rows = []
+    for i, name in enumerate(classes):
+        rows.append([name, *(_num(report["summary"][a]["per_class_accuracy"][i], 1) for a in report["arms"])])
+    lines.append(_table(header, rows))
+
+    quality = [r.get("quality") for r in report["seeds"] if r.get("quality")]
+    if quality:
+        lines += ["", "## Sample quality (feature space of the domain classifier)", ""]
+        rows = []
+        for r in report["seeds"]:
+            q = r.get("quality")
+            if not q:
+                continue
+            mem = q.get("memorisation", {})
+            rows.append(
+                [
+                    r["seed"],
+                    _num(q["fid"], 2),
+                    _num(q["kid"], 4),
+                    _num(q["precision"]),
+                    _num(q["recall"]),
+                    _num(mem.get("median_ratio")),
+                    _num(mem.get("near_copy_rate")),
+                ]
+            )
+        lines.append(
+            _table(["seed", "FID", "KID", "precision", "recall", "NN ratio", "near-copy rate"], rows)
+        )
+        lines += [
+            "",
+            "NN ratio: median distance of synthetic samples to their nearest training image over "
+            "that of real test images (≪ 1 would mean copying).",
+        ]
+        lines += ["", "FID per class (first seed):", ""]
+        pc = quality[0]["per_class"]
+        lines.append(
+            _table(
+                ["class", "FID", "precision", "recall"],
+                [
+                    [classes[int(c)], _num(v["fid"], 2), _num(v["precision"]), _num(v["recall"])]
+                    for c, v in pc.items()
+                ],
+            )
+        )
+
+    lines += ["", "## Synthetic sets and wall times", ""]
+    rows = []
+    for r in report["seeds"]:
+        gan = r.get("gan", {})
+        for arm in report["arms"]:
+            a = r["arms"][arm]
+            syn = a.get("synthetic", {})
+            rate = syn.get("acceptance_rate")
+            rows.append(
+                [
+                    r["seed"],
+                    arm,
+                    a["n_train"],
+                    syn.get("n_synthetic", 0),
+                    "–" if rate is None else f"{rate:.0%}",
+                    _num(a["train_seconds"], 1),
+                    _num(gan.get("seconds"), 1) if arm == "real" else "",
+                ]
+            )
+    lines.append(_table(["seed", "arm", "train images", "synthetic", "kept", "classifier s", "GAN s"], rows))
+    lines += [
+        "",
+        f"Total wall time: {report['wall_seconds']:.0f} s. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items())
+        + ".",
+    ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def _save(fig: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_per_class_accuracy(report: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: per-class test accuracy of each arm (mean over seeds)."""
+    from matplotlib.figure import Figure
+
+    classes, arms = report["classes"], report["arms"]
+    fig = Figure(figsize=(max(6, 0.9 * len(classes) + 2), 3.8))
+    ax = fig.subplots()
+    width = 0.8 / len(arms)
+    x = np.arange(len(classes))
+    for i, arm in enumerate(arms):
+        vals = [np.nan if v is None else v for v in report["summary"][arm]["per_class_accuracy"]]
+        ax.bar(x + (i - (len(arms) - 1) / 2) * width, vals, width, label=arm)
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Per-class accuracy (mean over seeds)")
+    _save(fig, path)
+    return path
+
+
+def plot_fid_per_class(per_class_fid: dict[Any, Any], classes: Sequence[str], path: Path) -> Path:
+    """Bars of FID per class."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6, 0.7 * len(classes) + 2), 3.5))
+    ax = fig.subplots()
+    keys = sorted(int(c) for c in per_class_fid)
+    vals = [np.nan if per_class_fid[c] is None else per_class_fid[c] for c in keys]
+    ax.bar(np.arange(len(keys)), vals, color="tab:purple")
+    ax.set_xticks(np.arange(len(keys)), [classes[c] for c in keys], rotation=30, ha="right")
+    ax.set_ylabel("FID (classifier features)")
+    ax.set_title("FID per class (lower is better)")
+    _save(fig, path)
+    return path
+
+
+def plot_nearest_grid(
+    synthetic: np.ndarray, nearest: np.ndarray, labels: np.ndarray, classes: Sequence[str], path: Path
+) -> Path:
+    """One row per class: synthetic samples, each followed by its nearest real training image."""
+    from matplotlib.figure import Figure
+
+    rows = sorted(set(labels.tolist()))
+    per_row = max(int((labels == c).sum()) for c in rows)
+    fig = Figure(figsize=(0.6 * 2 * per_row + 1.2, 0.65 * len(rows) + 0.4))
+    axes = np.atleast_2d(fig.subplots(len(rows), 2 * per_row, squeeze=False))
+    cmap = "gray" if synthetic.shape[-1] == 1 else None
+    for r, c in enumerate(rows):
+        idx = np.flatnonzero(labels == c)
+        for j in range(per_row):
+            for m, src in enumerate((synthetic, nearest)):
+                ax = axes[r, 2 * j + m]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j < len(idx):
+                    img = src[idx[j]]
+                    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap=cmap, vmin=0, vmax=255)
+                    for side in ax.spines.values():
+                        side.set_color("tab:orange" if m == 0 else "tab:blue")
+                else:
+                    ax.axis("off")
+        axes[r, 0].set_ylabel(classes[c], rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle("synthetic (orange) beside its nearest real training image (blue)", fontsize=8)
+    _save(fig, path)
+    return path
+
+
+def write_uplift_report(report: dict[str, Any], out: Path, plots: bool = True) -> list[Path]:
+    """Write ``report.json``, plots and ``report.md`` into ``out``; return the paths written."""
+    out = Path(out)
+    written: list[Path] = []
+    names: list[str] = []
+    if plots:
+        written.append(plot_per_class_accuracy(report, out / PLOT_PER_CLASS))
+        names.append(PLOT_PER_CLASS)
+        first = next((r for r in report["seeds"] if r.get("quality")), None)
+        if first is not None:
+            pc = {c: v["fid"] for c, v in first["quality"]["per_class"].items()}
+            written.append(plot_fid_per_class(pc, report["classes"], out / PLOT_FID))
+            names.append(PLOT_FID)
+            grid = out / f"seed_{first['seed']}" / "nn_grid.npz"
+            if grid.is_file():
+                with np.load(grid, allow_pickle=False) as g:
+                    written.append(
+                        plot_nearest_grid(
+                            g["synthetic"], g["nearest"], g["labels"], report["classes"], out / PLOT_GRID
+                        )
+                    )
+                names.append(PLOT_GRID)
+    report["plots"] = names
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", uplift_markdown(report, names))
+    return [out / "report.json", out / "report.md", *written]
+
+
+# -- quality / CAS ---------------------------------------------------------------------------------
+def quality_markdown(q: dict[str, Any], classes: Sequence[str], title: str = "Sample quality") -> str:
+    lines = [
+        f"# {title}",
+        "",
+        f"{q['n_synthetic']} synthetic vs {q['n_real']} real images, features of the domain classifier "
+        f"({q['feature_dim']}-d).",
+        "",
+        _table(
+            ["FID", "KID", "precision", "recall"],
+            [
+                [
+                    _num(q["fid"], 2),
+                    f"{q['kid']:.4f} ± {q['kid_std']:.4f}",
+                    _num(q["precision"]),
+                    _num(q["recall"]),
+                ]
+            ],
+        ),
+        "",
+        _table(
+            ["class", "FID", "KID", "precision", "recall"],
+            [
+                [
+                    classes[int(c)],
+                    _num(v["fid"], 2),
+                    _num(v["kid"], 4),
+                    _num(v["precision"]),
+                    _num(v["recall"]),
+                ]
+                for c, v in q["per_class"].items()
+            ],
+        ),
+    ]
+    mem = q.get("memorisation")
+    if mem:
+        lines += ["", "Memorisation: " + ", ".join(f"{k} {_num(v)}" for k, v in mem.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "plot_fid_per_class",
+    "plot_nearest_grid",
+    "plot_per_class_accuracy",
+    "quality_markdown",
+    "uplift_markdown",
+    "write_uplift_report",
+]
