@@ -116,8 +116,9 @@ class MinibatchStdDev(nn.Module):
 
     Karras et al. 2018 (Progressive GAN): a discriminator that sees how much a batch varies can
     tell a collapsed generator (every sample alike) from real data, which pushes G towards
-    diversity. Groups of ``group_size`` consecutive samples (the whole batch when it does not
-    divide evenly); real and fake batches go through D separately, so groups never mix them.
+    diversity. Statistics are taken over groups of ``group_size`` consecutive samples (a smaller
+    group when the batch does not divide evenly), so when real and fake batches of an even size
+    are joined into one D pass, no group mixes them.
     """
 
     def __init__(self, group_size: int = 4):
@@ -126,8 +127,8 @@ class MinibatchStdDev(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        g = self.group_size if b % self.group_size == 0 else b
-        y = x.float().reshape(g, b // g, c, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // g]
-        y = y.to(x.dtype).repeat(g).reshape(b, 1, 1, 1).expand(b, 1, h, w)
+        g = next(size for size in (self.group_size, 4, 2, 1) if b % size == 0)
+        y = x.float().reshape(b // g, g, c, h, w)  # groups of g consecutive samples
+        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // g]
+        y = y.to(x.dtype).repeat_interleave(g).reshape(b, 1, 1, 1).expand(b, 1, h, w)
         return torch.cat([x, y], dim=1)

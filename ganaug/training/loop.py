@@ -2,8 +2,10 @@
 
 Hot-path rules (CUDA first, correct on CPU): the uint8 dataset is copied to the device once and
 normalised there per batch; models run channels_last under bf16 autocast where the hardware has
-it; D's parameters stop requiring grad during the G step; Adam is fused (CUDA) or foreach; metrics
-accumulate in device tensors and reach the host only every ``log_every`` steps.
+it (CUDA, and CPUs with AVX512-BF16/AMX: see ``device.resolve_precision``); the D step runs D once
+over ``[real; fake]`` (unless D has BatchNorm); D's parameters stop requiring grad during the G step;
+Adam is fused (CUDA) or foreach; metrics accumulate in device tensors and reach the host only every
+``log_every`` steps. ``benchmarks/train_speed.py`` measures all of this against a plain loop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ganaug.data import ImageDataset
 from ganaug.diffaugment import DiffAugment
@@ -112,6 +115,10 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.images = torch.tensor(ds.images, device=self.device)  # uint8 NHWC, normalised per batch
         self.labels = torch.tensor(ds.labels, device=self.device)
+        # D sees real and fake in one batch (larger convolutions, one spectral-norm power iteration
+        # per D step instead of two) unless it normalises across the batch (BatchNorm), where mixing
+        # real and fake would change what it computes.
+        self.joint_d = not any(isinstance(m, _BatchNorm) for m in self.D.modules())
         self.G_step, self.D_step = self.G, self.D
         if self.cfg.compile:
             self.G_step = torch.compile(self.G)
@@ -152,8 +159,14 @@ class Trainer:
             with torch.no_grad():
                 fake = self.G_step(self._noise(x.shape[0]), y)
             real_in = x.detach().requires_grad_(True) if use_r1 else x
-            real_logits = self.D_step(self.augment(real_in), y).float()
-            fake_logits = self.D_step(self.augment(fake), y).float()
+            if self.joint_d:  # one D pass over [real; fake]: bigger convolutions, one weight fetch
+                n = x.shape[0]
+                both = torch.cat([real_in, fake.to(real_in.dtype)])
+                logits = self.D_step(self.augment(both), torch.cat([y, y])).float()
+                real_logits, fake_logits = logits[:n], logits[n:]
+            else:
+                real_logits = self.D_step(self.augment(real_in), y).float()
+                fake_logits = self.D_step(self.augment(fake), y).float()
             loss = self.loss.discriminator(real_logits, fake_logits)
         if cfg.loss == "wgan-gp":
             loss = loss + gradient_penalty(self.D_step, x, fake.float(), y, weight=cfg.gp_weight)
