@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+# One OpenMP thread per process: the tests use tiny models (thread start-up costs more than it
+# saves) and, on a machine shared with other jobs, oversubscribed OpenMP threads spin-wait and make
+# torch 20x slower. Set before torch is imported; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import subprocess
 import sys
 from pathlib import Path
