@@ -70,6 +70,15 @@ def _sample(sampler: Any, classes: list[str], n_per_class: int, seed: int) -> tu
     return sampler.generate(to_gen[labels], seed=seed), labels
 
 
+generator_option = click.option(
+    "--generator",
+    "-g",
+    required=True,
+    type=click.Path(path_type=str),
+    help="Generator: run dir, .safetensors or .onnx.",
+)
+
+
 @click.group("eval")
 def eval_group() -> None:
     """Measure whether GAN samples help: uplift, sample quality (FID/KID/PR) and CAS.
@@ -329,13 +338,7 @@ def summary_lines(report: dict[str, Any]) -> str:
 
 
 @eval_group.command("quality")
-@click.option(
-    "--generator",
-    "-g",
-    required=True,
-    type=click.Path(path_type=str),
-    help="Generator: run dir, .safetensors or .onnx.",
-)
+@generator_option
 @click.option(
     "--data",
     "data",
@@ -430,13 +433,7 @@ def quality_cmd(
 
 
 @eval_group.command("cas")
-@click.option(
-    "--generator",
-    "-g",
-    required=True,
-    type=click.Path(path_type=str),
-    help="Generator: run dir, .safetensors or .onnx.",
-)
+@generator_option
 @click.option(
     "--data",
     "data",

@@ -59,6 +59,7 @@ def _betas(_ctx: click.Context, _param: click.Parameter, value: object) -> tuple
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto")
 @click.option("--channels-last/--no-channels-last", default=True, help="channels_last memory format.")
 @click.option("--compile", is_flag=True, help="torch.compile G and D.")
+@click.option("--sync-bn", is_flag=True, help="torchrun on GPUs: SyncBatchNorm over the global batch.")
 @click.option("--seed", type=int, default=0, help="Random seed (a CPU run is repeatable).")
 @click.option("--log-every", type=int, default=50, help="Steps between log rows (and host syncs).")
 @click.option("--sample-every", type=int, default=500, help="Steps between sample grids.")
@@ -87,6 +88,7 @@ def train(
       ganaug train ../shared/data/fashion-mnist/train-images-idx3-ubyte.gz --out runs/fm --arch resnet
       ganaug train --out runs/exp --resume --steps 6000
       ganaug train images/ --out runs/seed --preset seed
+      torchrun --standalone --nproc_per_node=4 -m ganaug train images/ --out runs/exp
     """
     from ganaug.training import train as run_training
 
@@ -109,6 +111,8 @@ def train(
         finally:
             for w in caught:
                 warn(str(w.message))
+    if result.rank:  # under torchrun only rank 0 reports
+        ctx.exit((130 if result.interrupted == "SIGINT" else 143) if result.interrupted else 0)
     m = result.metrics
     if result.interrupted:
         echo(f"stopped by {result.interrupted} at step {result.step}; checkpoint written.", quiet=False)

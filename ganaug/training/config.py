@@ -47,6 +47,7 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+    sync_bn: bool = False
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500

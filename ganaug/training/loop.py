@@ -6,6 +6,7 @@ it (CUDA, and CPUs with AVX512-BF16/AMX: see ``device.resolve_precision``); the 
 over ``[real; fake]`` (unless D has BatchNorm); D's parameters stop requiring grad during the G step;
 Adam is fused (CUDA) or foreach; metrics accumulate in device tensors and reach the host only every
 ``log_every`` steps. ``benchmarks/train_speed.py`` measures all of this against a plain loop.
+Under ``torchrun`` the same loop runs in every process with DDP (``ganaug.training.distributed``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from ganaug.grid import save_grid
 from ganaug.losses import get_loss, gradient_penalty, r1_penalty
 from ganaug.models import build_discriminator, build_generator
 from ganaug.noise import NoiseStream
+from ganaug.sampling import quantize_torch
+from ganaug.training import distributed as dist_util
 from ganaug.training.config import TrainConfig
 from ganaug.training.device import autocast, resolve_device, resolve_precision
 from ganaug.training.logs import ResultsLog
@@ -55,11 +58,7 @@ class TrainResult:
     interrupted: str | None = None
     elapsed_s: float = 0.0
     files: dict[str, str] = field(default_factory=dict)
-
-
-def to_uint8_nhwc(x: torch.Tensor) -> np.ndarray:
-    """Float NCHW in [-1, 1] -> uint8 NHWC numpy (the one conversion used everywhere)."""
-    return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    rank: int = 0  # under torchrun: this process's rank (only rank 0 wrote files or should print)
 
 
 class Trainer:
@@ -74,14 +73,19 @@ class Trainer:
         *,
         quiet: bool = False,
         progress: bool | None = None,
+        dist: dist_util.DistEnv | None = None,
     ) -> None:
         self.cfg = cfg
+        self.dist = dist or dist_util.SINGLE
+        self.is_main = self.dist.is_main
+        self.batch_size = dist_util.per_rank_batch(cfg.batch_size, self.dist)  # per rank (global if single)
         self.dataset = dataset
         self.run_dir = run_dir
         self.run_id = run_id
         self.quiet = quiet
         self.progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
-        self.device = resolve_device(cfg.device)
+        self.progress = self.progress and self.is_main
+        self.device = dist_util.rank_device(resolve_device(cfg.device), self.dist)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.loss = get_loss(cfg.loss)
@@ -105,7 +109,10 @@ class Trainer:
         self.D = build_discriminator(cfg.arch, **common, **d_kw).to(self.device)
         self.G.to(memory_format=self.memory_format)
         self.D.to(memory_format=self.memory_format)
-        self.ema = EMA(self.G, decay=cfg.ema_decay)
+        self.ema = EMA(self.G, decay=cfg.ema_decay)  # plain BatchNorm copy even with --sync-bn
+        if self.dist.enabled and getattr(cfg, "sync_bn", False):
+            self.G = dist_util.convert_sync_bn(self.G, self.device)
+            self.D = dist_util.convert_sync_bn(self.D, self.device)
         fused = self.device.type == "cuda"
         opt_kw: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas), **opt_kw)
@@ -113,8 +120,13 @@ class Trainer:
         use_scaler = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        self.images = torch.tensor(ds.images, device=self.device)  # uint8 NHWC, normalised per batch
-        self.labels = torch.tensor(ds.labels, device=self.device)
+        if self.dist.enabled:  # this rank's shard rank::world; batches are drawn from it only
+            keep = dist_util.shard(len(ds), self.dist).numpy()
+            self.images = torch.tensor(ds.images[keep], device=self.device)
+            self.labels = torch.tensor(ds.labels[keep], device=self.device)
+        else:
+            self.images = torch.tensor(ds.images, device=self.device)  # uint8 NHWC, normalised per batch
+            self.labels = torch.tensor(ds.labels, device=self.device)
         # D sees real and fake in one batch (larger convolutions, one spectral-norm power iteration
         # per D step instead of two) unless it normalises across the batch (BatchNorm), where mixing
         # real and fake would change what it computes.
@@ -123,6 +135,19 @@ class Trainer:
         if self.cfg.compile:
             self.G_step = torch.compile(self.G)
             self.D_step = torch.compile(self.D)
+        # DDP wrappers, each used only for its own model's update step: D's joint forward in the D step
+        # (one forward per backward), G's forward in the G step (D is called unwrapped there: its
+        # parameters are frozen, so none of D's DDP hooks fire). Single process: the plain modules.
+        self.G_train, self.D_train = self.G_step, self.D_step
+        if self.dist.enabled:
+            self.G_train = dist_util.wrap_ddp(self.G, self.device)
+            self.D_train = dist_util.wrap_ddp(self.D, self.device)
+            if self.cfg.compile:
+                self.G_train = torch.compile(self.G_train)
+                self.D_train = torch.compile(self.D_train)
+            # same initial weights everywhere (seeded above, and DDP broadcast rank 0's); from here on
+            # each rank draws its own batches, noise and DiffAugment parameters
+            self.reseed_rank(0)
         grid_classes = min(ds.num_classes, MAX_GRID_ROWS)
         z = NoiseStream(GRID_SEED, cfg.z_dim).take(cfg.grid_columns)
         self.grid_z = torch.from_numpy(np.tile(z, (grid_classes, 1))).to(self.device)
@@ -142,6 +167,13 @@ class Trainer:
         )
         self.ema.step = state.ema_step
         self.step = state.step
+        if self.dist.enabled:  # rank 0 continues the saved RNG stream; other ranks start fresh ones
+            self.reseed_rank(state.step)
+
+    def reseed_rank(self, step: int) -> None:
+        """Ranks > 0: seed torch's RNG from ``(seed, rank, step)``; rank 0 keeps its stream."""
+        if self.dist.rank > 0:
+            torch.manual_seed(dist_util.rank_seed(self.cfg.seed, self.dist.rank, step))
 
     # ----------------------------------------------------------------- the step
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,11 +194,11 @@ class Trainer:
             if self.joint_d:  # one D pass over [real; fake]: bigger convolutions, one weight fetch
                 n = x.shape[0]
                 both = torch.cat([real_in, fake.to(real_in.dtype)])
-                logits = self.D_step(self.augment(both), torch.cat([y, y])).float()
+                logits = self.D_train(self.augment(both), torch.cat([y, y])).float()
                 real_logits, fake_logits = logits[:n], logits[n:]
             else:
-                real_logits = self.D_step(self.augment(real_in), y).float()
-                fake_logits = self.D_step(self.augment(fake), y).float()
+                real_logits = self.D_train(self.augment(real_in), y).float()  # DDP forward (hooks)
+                fake_logits = self.D_step(self.augment(fake), y).float()  # grads still all-reduced
             loss = self.loss.discriminator(real_logits, fake_logits)
         if cfg.loss == "wgan-gp":
             loss = loss + gradient_penalty(self.D_step, x, fake.float(), y, weight=cfg.gp_weight)
@@ -181,7 +213,7 @@ class Trainer:
     def _g_step(self, y: torch.Tensor) -> torch.Tensor:
         self.D.requires_grad_(False)  # no weight gradients for D while G learns
         with autocast(self.device, self.amp_dtype):
-            fake = self.G_step(self._noise(y.shape[0]), y)
+            fake = self.G_train(self._noise(y.shape[0]), y)
             loss = self.loss.generator(self.D_step(self.augment(fake), y).float())
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
@@ -194,7 +226,7 @@ class Trainer:
     def train_step(self, step: int) -> torch.Tensor:
         """One full step (``d_steps`` D updates, one G update); returns device metrics, no sync."""
         for _ in range(self.cfg.d_steps):
-            x, y = self._real_batch(self.cfg.batch_size)
+            x, y = self._real_batch(self.batch_size)
             loss_d, real_logits, fake_logits = self._d_step(x, y, step)
         loss_g = self._g_step(y)
         accuracy = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
@@ -204,7 +236,7 @@ class Trainer:
     def write_samples(self, step: int) -> Path:
         """The fixed-noise grid of the EMA generator: one labelled row per class."""
         with torch.no_grad():
-            images = to_uint8_nhwc(self.ema.module(self.grid_z, self.grid_labels))
+            images = quantize_torch(self.ema.module(self.grid_z, self.grid_labels)).cpu().numpy()
         rows = self.dataset.classes[: min(self.dataset.num_classes, MAX_GRID_ROWS)]
         return save_grid(
             self.run_dir / "samples" / f"step_{step:06d}.png", images, rows, self.cfg.grid_columns
@@ -265,10 +297,16 @@ class Trainer:
                 count += 1
                 bar.update(1)
                 final = step == cfg.steps
-                stopping = self._stop_signal is not None
+                # one process: stop at once; several: stop together at the next log interval (below)
+                stopping = self._stop_signal is not None and not self.dist.enabled
                 due_ckpt = step % cfg.checkpoint_every == 0
                 if step % cfg.log_every == 0 or due_ckpt or final or stopping:
-                    values = (acc / count).tolist()  # the one host sync per log interval
+                    signalled = self._stop_signal is not None
+                    mean, stop_any = dist_util.reduce_log(acc / count, signalled, self.dist)
+                    values = mean.tolist()  # the one host sync (and collective) per log interval
+                    if stop_any and self.dist.enabled:
+                        stopping = True
+                        self._stop_signal = self._stop_signal or "SIGTERM"  # another rank was signalled
                     now = time.perf_counter()
                     last = self._log_row(
                         log, step, values, count, now - window_start, elapsed_before + now - run_start
@@ -287,12 +325,14 @@ class Trainer:
                     bar.set_postfix(
                         d=f"{last['loss_d']:.3f}", g=f"{last['loss_g']:.3f}", ips=f"{last['img_per_s']:.0f}"
                     )
-                if step % cfg.sample_every == 0 or final or stopping:
+                if (step % cfg.sample_every == 0 or final or stopping) and self.is_main:
                     self.write_samples(step)
                 if due_ckpt or final or stopping:
-                    self.checkpoint(step)
+                    if self.is_main:
+                        self.checkpoint(step)
+                        log.plot()
+                    dist_util.barrier(self.dist)  # the others wait until rank 0's checkpoint is on disk
                     self.step = step
-                    log.plot()
                 if stopping:
                     break
         finally:
@@ -305,6 +345,7 @@ class Trainer:
             metrics=last,
             interrupted=self._stop_signal,
             elapsed_s=elapsed_before + time.perf_counter() - run_start,
+            rank=self.dist.rank,
         )
 
     def _log_row(
@@ -323,7 +364,8 @@ class Trainer:
             "img_per_s": images / max(seconds, 1e-9),
             "elapsed_s": elapsed,
         }
-        log.append(row)
+        if self.is_main:
+            log.append(row)
         return row
 
     def _good_checkpoint(self) -> str:

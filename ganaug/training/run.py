@@ -18,7 +18,9 @@ from ganaug import __version__
 from ganaug.data import ImageDataset, load_dataset
 from ganaug.errors import UsageError
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_yaml
+from ganaug.training import distributed as dist_util
 from ganaug.training.config import TrainConfig, apply_preset, validate
+from ganaug.training.device import resolve_device
 from ganaug.training.logs import ResultsLog
 from ganaug.training.loop import Trainer, TrainResult
 
@@ -83,6 +85,9 @@ def train(
 
     >>> result = train("images/", "runs/exp", steps=2000, arch="dcgan")   # doctest: +SKIP
     >>> result.run_dir / "weights" / "ema.safetensors"                     # doctest: +SKIP
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls this; they train one model with
+    DistributedDataParallel and only rank 0 writes the run directory (see ``docs/distributed.md``).
     """
     run_dir = Path(out)
     explicit = set(options) if explicit is None else set(explicit)
@@ -115,24 +120,47 @@ def train(
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     validate(cfg)
     cfg.out = str(run_dir)
+    env = dist_util.detect()
+    if not env.enabled:
+        return _train_in(cfg, run_dir, run_id, dataset, resume, overwrite, quiet, progress, env)
+    dist_util.per_rank_batch(cfg.batch_size, env)  # refuse before any process waits on another
+    device = dist_util.rank_device(resolve_device(cfg.device), env)
+    with dist_util.process_group(env, device):
+        return _train_in(cfg, run_dir, run_id, dataset, resume, overwrite, quiet, progress, env)
 
+
+def _train_in(
+    cfg: TrainConfig,
+    run_dir: Path,
+    run_id: str,
+    dataset: ImageDataset | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    progress: bool | None,
+    env: dist_util.DistEnv,
+) -> TrainResult:
+    """Set up the run directory (rank 0 only) and train; every rank runs this."""
     if not resume:
-        _prepare_fresh_dir(run_dir, overwrite)
-    ds = _load_data(cfg, run_dir, dataset)
+        dist_util.rank0_first(env, lambda: _prepare_fresh_dir(run_dir, overwrite))
+    # rank 0 loads first (it may fill the decode cache), then the others
+    ds = dist_util.rank0_first(env, lambda: _load_data(cfg, run_dir, dataset), others=True)
+    assert ds is not None
     if not resume:
         if dataset is not None:
-            _save_in_memory(run_dir, dataset)
+            if env.is_main:
+                _save_in_memory(run_dir, dataset)
             cfg.data = IN_MEMORY_DATA
         cfg.image_size = ds.image_size
         cfg.channels = ds.channels
-    trainer = Trainer(cfg, ds, run_dir, run_id, quiet=quiet, progress=progress)
+    trainer = Trainer(cfg, ds, run_dir, run_id, quiet=quiet, progress=progress, dist=env)
     if resume:
         trainer.resume()
         if trainer.step >= cfg.steps:
             raise UsageError(
                 f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step}"
             )
-    else:
+    elif env.is_main:
         atomic_write_json(run_dir / "classes.json", ds.classes)
         atomic_write_json(
             run_dir / "run.json",
@@ -146,9 +174,11 @@ def train(
                 "device": str(trainer.device),
                 "precision": str(trainer.amp_dtype or "fp32"),
                 "diffaugment": trainer.diffaugment_policy,
+                **({"world_size": env.world_size} if env.enabled else {}),
             },
         )
-    atomic_write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    if env.is_main:
+        atomic_write_yaml(run_dir / "config.yaml", cfg.to_dict())
     log = ResultsLog(run_dir, resume=resume)
     result = trainer.run(log)
     result.files = {
