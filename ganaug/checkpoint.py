@@ -99,8 +99,13 @@ def save_training_weights(
 
 def _check_not_pickle(path: Path) -> None:
     with open(path, "rb") as fh:
-        head = fh.read(2)
-    if path.suffix.lower() in _PICKLE_SUFFIXES or head[:1] == b"\x80" or head == b"PK":
+        head = fh.read(9)
+    # A safetensors file starts with its header length (u64 little-endian) and then '{'; that
+    # length's low byte may be 0x80 or "PK", so those only mean pickle/zip when no header follows.
+    header_len = int.from_bytes(head[:8], "little")
+    safetensors = len(head) == 9 and head[8:9] == b"{" and header_len <= path.stat().st_size - 8
+    pickle_like = head[:1] == b"\x80" or head[:2] == b"PK"
+    if path.suffix.lower() in _PICKLE_SUFFIXES or (pickle_like and not safetensors):
         raise CheckpointError(
             f"{path}: looks like a pickled/zip PyTorch checkpoint; ganaug only loads .safetensors "
             "weights and never unpickles files (they can run code)"

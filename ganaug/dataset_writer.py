@@ -7,10 +7,12 @@ Used by ``ganaug sample`` and ``ganaug augment``::
         w.add_file("real/cat/001.png", 0, {"source": "real"}, mode="link")
         w.extra_files["summary.json"] = {"counts": {...}}
 
-Everything is written into a hidden sibling folder (``.out.tmp-XXXX``) that is renamed onto
+Everything is written into a hidden sibling folder (``.out.tmp-<pid>-XXXX``) that is renamed onto
 ``out_dir`` only when the ``with`` block ends cleanly, so a crash or an exception never leaves a
 half-written dataset that looks complete: ``out_dir`` is either untouched or complete. Files inside
-the temporary folder need no atomic writes of their own for that reason.
+the temporary folder need no atomic writes of their own for that reason. What a killed writer left
+behind (hidden folders of a process that no longer runs) is removed by the next writer of the same
+``out_dir``.
 
 Layout (``fmt="imagefolder"``): ``<class>/<source>_<index:06d>.png`` with a running index per class
 and source. Layout (``fmt="npz"``): ``data.npz`` with ``images`` (uint8 NHWC), ``labels`` (int64)
@@ -59,6 +61,43 @@ def safe_class_dirname(name: str) -> str:
 
 def _dir_is_empty(path: Path) -> bool:
     return not any(path.iterdir())
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove the hidden temporary folders a killed writer of ``out`` left beside it.
+
+    Their names carry the writer's process id (``.out.tmp-<pid>-*``, ``.out.old-<pid>-*``); only
+    those of processes that no longer run are touched. A previous ``out`` that a writer had moved
+    aside (``.out.old-<pid>-*/d``) when it was killed is put back if ``out`` is missing.
+    """
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return
+    for path in siblings:
+        for kind in ("tmp", "old"):
+            prefix = f".{out.name}.{kind}-"
+            pid = path.name[len(prefix) :].split("-", 1)[0]
+            if not path.name.startswith(prefix) or not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if path.is_symlink() or not path.is_dir():
+                continue
+            if kind == "old" and (path / "d").is_dir() and not (out.exists() or out.is_symlink()):
+                with contextlib.suppress(OSError):
+                    os.replace(path / "d", out)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _as_hwc_uint8(image: Any, where: str) -> np.ndarray:
@@ -119,6 +158,8 @@ class DatasetWriter:
     def open(self) -> DatasetWriter:
         """Check ``out_dir`` and create the temporary folder (called by ``with``)."""
         out = self.out_dir
+        if out.parent.is_dir():
+            _clean_stale(out)
         if out.exists() or out.is_symlink():
             if not out.is_dir() or out.is_symlink():
                 raise UsageError(f"output path exists and is not a folder: {out}")
@@ -127,7 +168,7 @@ class DatasetWriter:
             if Path.cwd().resolve().is_relative_to(out.resolve()):
                 raise UsageError(f"refusing to replace {out}: it contains the current directory")
         out.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
         return self
 
     def __enter__(self) -> DatasetWriter:
@@ -170,7 +211,7 @@ class DatasetWriter:
         out = self.out_dir
         if out.is_dir():
             # Move the old folder aside, swap the new one in, then delete the old one.
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
             try:
                 os.replace(out, old / "d")
                 try:

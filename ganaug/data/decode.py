@@ -6,8 +6,10 @@ never decoded. Truncated files are not silently padded (``LOAD_TRUNCATED_IMAGES`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -45,33 +47,52 @@ def _scale_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
 
 
-def decode_file(path: str) -> Decoded:
-    """Decode ``path``; never raises for bad files (the reason goes into ``error``)."""
+@contextlib.contextmanager
+def _decoding_warnings() -> Iterator[None]:
+    """Bomb warnings become errors; Pillow's own chatter about the bad files we skip is muted.
+
+    Entered once per call from the calling thread: ``warnings.catch_warnings`` swaps global
+    state, so entering it inside worker threads would race.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
+def _decode(path: str) -> Decoded:
     try:
         if os.path.getsize(path) == 0:
             return Decoded(None, error="empty file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                arr, channels = _to_array(img)
+        with Image.open(path) as img:
+            img.load()
+            arr, channels = _to_array(img)
         return Decoded(arr, size=(arr.shape[1], arr.shape[0]), channels=channels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Decoded(None, error=f"refused: decompression bomb ({exc.__class__.__name__})")
     except UnidentifiedImageError:
         return Decoded(None, error="not an image")
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        return Decoded(None, error="unreadable (too large to decode)")
+    except Exception as exc:  # any decoder failure on a hostile file is a skip
         msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         return Decoded(None, error=f"unreadable ({msg})")
+
+
+def decode_file(path: str) -> Decoded:
+    """Decode ``path``; never raises for bad files (the reason goes into ``error``)."""
+    with _decoding_warnings():
+        return _decode(path)
 
 
 def decode_files(paths: list[str], workers: int | None = None) -> list[Decoded]:
     """Decode many files in a thread pool (Pillow releases the GIL while decoding)."""
     workers = workers or min(8, os.cpu_count() or 1)
-    if len(paths) < 64 or workers == 1:
-        return [decode_file(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(decode_file, paths, chunksize=64))
+    with _decoding_warnings():
+        if len(paths) < 64 or workers == 1:
+            return [_decode(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(_decode, paths, chunksize=64))
 
 
 def convert_channels(array: np.ndarray, channels: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from ganaug.data.dataset import ImageDataset, summarize
 from ganaug.data.decode import decode_files, majority_channels, stack_images
 from ganaug.data.sources import (
     FileEntries,
+    check_dataset_size,
     default_idx_labels,
     detect_kind,
     list_imagefolder,
@@ -235,9 +236,14 @@ def load_dataset(
         return ImageDataset(
             images, label_idx, meta["classes"], f"{kind}:{path}", meta["paths"], meta["problems"]
         )
+    if entries is not None and image_size is not None:  # refuse before decoding anything
+        check_dataset_size(len(entries.paths), image_size, image_size, channels or 1, str(path))
     arrays, label_idx, meta = _scan(path, kind, labels_path, entries)
     _check_usable(path, meta["classes"], label_idx, meta["problems"], strict)
     want_channels = channels or majority_channels({c: n for c, n in meta["channels"]})
+    (w0, h0), _ = max(meta["sizes"], key=lambda sn: sn[1])
+    side_h, side_w = (image_size, image_size) if image_size is not None else (h0, w0)
+    check_dataset_size(len(label_idx), side_h, side_w, want_channels, str(path))
     if entries is None:
         images = arrays[0]
         if (image_size not in (None, images.shape[1])) or want_channels != images.shape[-1]:

@@ -6,11 +6,14 @@ later; array sources (IDX, NPZ) produce arrays directly. Every problem message n
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +28,51 @@ FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
+
+
+MAX_BYTES_ENV = "GANAUG_MAX_DATASET_BYTES"
+_FIXED_MAX_BYTES = 16 * 1024**3
+
+
+def max_dataset_bytes() -> int:
+    """The largest decoded dataset (bytes) ganaug builds in memory.
+
+    ``$GANAUG_MAX_DATASET_BYTES`` when set, else half of the physical memory (16 GiB where that
+    cannot be read).
+    """
+    env = os.environ.get(MAX_BYTES_ENV)
+    if env:
+        try:
+            value = int(float(env))
+        except ValueError:
+            raise DataError(f"{MAX_BYTES_ENV}={env!r} is not a number of bytes") from None
+        if value <= 0:
+            raise DataError(f"{MAX_BYTES_ENV}={env!r} must be a positive number of bytes")
+        return value
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (AttributeError, ValueError, OSError):
+        return _FIXED_MAX_BYTES
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def check_dataset_size(count: int, height: int, width: int, channels: int, where: str) -> None:
+    """Refuse (DataError) a decoded uint8 array of this shape that exceeds :func:`max_dataset_bytes`."""
+    need = int(count) * int(height) * int(width) * int(channels)
+    limit = max_dataset_bytes()
+    if need > limit:
+        raise DataError(
+            f"{where}: {count} images of {width}x{height}x{channels} need {_human(need)} in memory, over the "
+            f"{_human(limit)} limit; pass a smaller --image-size, train on a subset of the data, "
+            f"or raise {MAX_BYTES_ENV} (bytes)"
+        )
 
 
 @dataclass
@@ -112,7 +160,10 @@ def list_imagefolder(root: Path) -> FileEntries:
 def _manifest_rows_csv(path: Path) -> list[tuple[int, str, str]]:
     text = _read_text(path)
     reader = csv.reader(text.splitlines())
-    rows = [r for r in reader]
+    try:
+        rows = [r for r in reader]
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
     if not rows:
         raise DataError(f"{path}: manifest is empty")
     header = [h.strip().lower() for h in rows[0]]
@@ -139,8 +190,8 @@ def _manifest_rows_jsonl(path: Path) -> list[tuple[int, str, str]]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}:{lineno}: not valid JSON") from None
+        except (json.JSONDecodeError, RecursionError):
+            raise DataError(f"{path}:{lineno}: not valid JSON (or nested too deeply)") from None
         if not isinstance(obj, dict) or "path" not in obj or "label" not in obj:
             raise DataError(f"{path}:{lineno}: expected an object with 'path' and 'label'")
         out.append((lineno, str(obj["path"]), str(obj["label"])))
@@ -185,34 +236,48 @@ def list_manifest(path: Path, kind: str) -> FileEntries:
     return entries
 
 
-def _open_maybe_gz(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    try:
-        if head == b"\x1f\x8b":
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot decompress ({exc})") from None
+def _read_at_most(fh, limit: int, chunk: int = 1 << 24) -> bytes:
+    """Up to ``limit`` bytes, read in chunks (no buffer sized by an untrusted header)."""
+    parts, size = [], 0
+    while size < limit:
+        block = fh.read(min(chunk, limit - size))
+        if not block:
+            break
+        parts.append(block)
+        size += len(block)
+    return b"".join(parts)
 
 
 def _parse_idx(path: Path, expect_magic: int, what: str) -> np.ndarray:
-    data = _open_maybe_gz(path)
-    if len(data) < 8:
-        raise DataError(f"{path}: too short to be an IDX {what} file")
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expect_magic:
-        raise DataError(f"{path}: IDX magic {magic}, expected {expect_magic} for {what}")
-    ndim = expect_magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(data) - header != expected:
-        raise DataError(f"{path}: IDX body has {len(data) - header} bytes, header says {expected} ({dims})")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    """Read an IDX file (raw or gzip). The body is read only after the header's size passed the
+    memory limit, and never past what the header promises (a gzip bomb is not inflated)."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    try:
+        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+            start = fh.read(4)
+            if len(start) < 4:
+                raise DataError(f"{path}: too short to be an IDX {what} file")
+            magic = int.from_bytes(start, "big")
+            if magic != expect_magic:
+                raise DataError(f"{path}: IDX magic {magic}, expected {expect_magic} for {what}")
+            ndim = expect_magic & 0xFF
+            head = fh.read(4 * ndim)
+            if len(head) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = [int.from_bytes(head[4 * i : 4 + 4 * i], "big") for i in range(ndim)]
+            expected = 1
+            for d in dims:
+                expected *= d
+            if ndim == 3:
+                check_dataset_size(dims[0], dims[1], dims[2], 1, str(path))
+            body = _read_at_most(fh, expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot decompress ({exc})") from None
+    if len(body) != expected:
+        shown = f"{len(body)}" if len(body) <= expected else f"more than {expected}"
+        raise DataError(f"{path}: IDX body has {shown} bytes, header says {expected} ({dims})")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def default_idx_labels(images: Path) -> Path:
@@ -254,22 +319,56 @@ def read_idx(images: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray,
     return arr[..., None], lab, idx_class_names(images, num_classes)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _check_npz_images_size(npz: np.lib.npyio.NpzFile, path: Path) -> None:
+    """Apply the memory limit to 'images' from its .npy header, before inflating it."""
+    try:
+        with npz.zip.open("images.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return  # other header versions: np.load checks them itself
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile, zlib.error):
+        return  # a damaged member is reported when it is loaded
+    if dtype == np.uint8 and len(shape) in (3, 4):
+        check_dataset_size(shape[0], shape[1], shape[2], shape[3] if len(shape) == 4 else 1, str(path))
+
+
 def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``images`` (uint8 N,H,W[,C]), ``labels`` (ints or strings), optional ``classes``."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh, contextlib.ExitStack() as stack:  # our handle: closed on every error
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: a single .npy array, not an NPZ archive with 'images' and 'labels'")
+            stack.enter_context(npz)
             keys = set(npz.files)
             if not {"images", "labels"} <= keys:
                 raise DataError(f"{path}: NPZ needs arrays 'images' and 'labels', has {sorted(keys)}")
+            _check_npz_images_size(npz, path)
             images, labels = npz["images"], npz["labels"]
-            classes = [str(c) for c in npz["classes"].tolist()] if "classes" in keys else None
+            classes = None
+            if "classes" in keys:
+                raw_classes = npz["classes"]
+                if raw_classes.ndim != 1:
+                    raise DataError(
+                        f"{path}: 'classes' must be a 1-D array of names, got {raw_classes.shape}"
+                    )
+                classes = [str(c) for c in raw_classes.tolist()]
     except DataError:
         raise
     except ValueError as exc:
         raise DataError(
-            f"{path}: NPZ holds object arrays or is damaged ({exc}); pickled data is refused"
+            f"{path}: NPZ holds object arrays or is damaged ({_first_line(exc)}); pickled data is refused"
         ) from None
-    except (OSError, EOFError, KeyError) as exc:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise DataError(f"{path}: not a readable NPZ file ({exc.__class__.__name__})") from None
     if images.dtype != np.uint8:
         raise DataError(f"{path}: 'images' must be uint8, got {images.dtype}")
@@ -295,6 +394,11 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if len(labels) and labels.min() < 0:
             raise DataError(f"{path}: negative label {int(labels.min())}")
         n = int(labels.max()) + 1 if len(labels) else 0
+        if classes is None and n > len(labels):
+            raise DataError(
+                f"{path}: label {n - 1} with only {len(labels)} images (labels must be 0..K-1, "
+                "or store the names in 'classes')"
+            )
         classes = classes or [str(i) for i in range(n)]
         if n > len(classes):
             raise DataError(f"{path}: label {n - 1} but only {len(classes)} classes")
