@@ -150,7 +150,9 @@ def test_sigkill_during_augment_never_leaves_a_half_written_out(tmp_path, tiny_r
         assert _wait_for(proc, started), "augment never started writing"
         time.sleep(rng.uniform(0.0, 0.6))
         interrupted += _kill(proc)
-        if proc.returncode == 0:  # it finished first: OUT must be the new, complete dataset
+        if out.exists() and tree_digest(out) != previous:
+            # the new dataset was renamed into place before the kill (or the run finished first):
+            # then it must be complete -- never a mix or a half-written folder
             assert _complete(out)
             previous = tree_digest(out)
         else:
@@ -196,9 +198,8 @@ def test_sigkill_during_export_leaves_no_partial_onnx(tmp_path, tiny_run):
             assert _wait_for(proc, writing)
         else:
             time.sleep(rng.uniform(1.0, 6.0))
-        if _kill(proc):
-            assert not target.exists(), "a killed export left a file at the target path"
-        else:
+        _kill(proc)
+        if target.exists():  # only ever the complete, checked file (the kill came after the rename)
             assert OnnxGenerator(target).classes == ["class_0", "class_1"]
             target.unlink()
         leftovers = [p.name for p in tmp_path.iterdir() if p.name != "g.onnx"]
