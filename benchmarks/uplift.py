@@ -56,7 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="Any other ganaug train option (repeatable).",
     )
-    p.add_argument("--generator", default=None, help="Reuse one generator for every seed (no GAN training).")
+    p.add_argument(
+        "--generator",
+        default=None,
+        help="Reuse a generator (no GAN training); '{seed}' in the path picks one per seed, "
+        "e.g. runs/bench_uplift/100/seed_{seed}/gan from an earlier run.",
+    )
     p.add_argument("--classifier-steps", type=int, default=3000)
     p.add_argument("--classifier-batch-size", type=int, default=128)
     p.add_argument("--strategy", default="1.0", help="Synthetic per real for the balanced settings.")

@@ -553,7 +553,9 @@ def uplift(
     ``per_class_n`` real images per class (or ``imbalance``, one count per class) are drawn from
     ``data`` for each seed in ``seeds`` (an int K means seeds 0..K-1). A GAN is trained on exactly that
     subset with ``gan_options`` (:func:`ganaug.training.train` options) unless ``generator`` (run dir,
-    weights or ``.onnx``) is given. Arm ``real`` trains the fixed classifier on the subset; each
+    weights or ``.onnx``) is given; ``{seed}`` in its path picks one generator per seed, e.g. the
+    per-seed GANs of an earlier run, each trained on that seed's subset. Arm ``real`` trains the
+    fixed classifier on the subset; each
     :class:`MixPolicy` adds one arm on the subset plus GAN samples; all arms share seed, classical
     augmentation and ``classifier_steps``. ``command`` (the command line) is recorded in the
     report. Returns the report dict.
@@ -572,8 +574,11 @@ def uplift(
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
         raise UsageError(f"policy names must be unique, got {names}")
-    if generator is not None and not Path(generator).exists():
-        raise UsageError(f"--generator not found: {generator}")
+    if generator is not None:
+        for seed in seed_list:  # "{seed}" in the path: one generator per seed (e.g. an earlier run's GANs)
+            candidate = Path(str(generator).replace("{seed}", str(seed)))
+            if not candidate.exists():
+                raise UsageError(f"--generator not found: {candidate}")
     cfg = UpliftConfig(
         counts=_per_class_counts(per_class_n, imbalance, k),
         seeds=seed_list,
@@ -676,7 +681,7 @@ def _run_seed(
     # the generator: trained on exactly this subset, or given
     t0 = time.perf_counter()
     if cfg.generator is not None:
-        gen_path = Path(cfg.generator)
+        gen_path = Path(cfg.generator.replace("{seed}", str(seed)))
         result["gan"] = {"source": str(gen_path), "trained": False}
     else:
         from ganaug.training import train

@@ -105,7 +105,8 @@ def eval_group() -> None:
     "-g",
     default=None,
     type=click.Path(path_type=str),
-    help="Reuse this generator (run dir, .safetensors or .onnx) instead of training one per seed.",
+    help="Reuse this generator (run dir, .safetensors or .onnx) instead of training one per seed; "
+    "{seed} in the path picks one per seed.",
 )
 @click.option("--steps", type=int, default=None, help="GAN training steps (ganaug train default if unset).")
 @click.option("--arch", default=None, help="GAN architecture (dcgan, resnet, mlp).")
