@@ -305,3 +305,14 @@ def test_eval_uplift_usage_errors(splits, tmp_path):
     assert short.returncode == 2 and "3 counts" in short.stderr
     too_many = run_cli(*base, "--per-class", "500", "--no-quality")
     assert too_many.returncode == 1 and "error:" in too_many.stderr
+
+
+def test_per_seed_generator_placeholder_names_the_missing_one(tmp_path):
+    from ganaug.evaluate import uplift
+
+    (tmp_path / "gan_0").mkdir()
+    images = np.zeros((8, 8, 8, 1), np.uint8)
+    labels = np.array([0, 1] * 4)
+    with pytest.raises(UsageError, match=r"--generator not found: .*gan_1"):
+        uplift((images, labels), (images, labels), per_class_n=2, seeds=2, out_dir=tmp_path / "o",
+               generator=str(tmp_path / "gan_{seed}"))  # fmt: skip
