@@ -171,7 +171,25 @@ def _dims_agree(actual: Sequence[Any], expected: Sequence[int | None]) -> bool:
     return all(not isinstance(a, int) or e is None or a == e for a, e in zip(actual, expected, strict=True))
 
 
-class OnnxGenerator:
+class PerClassMixin:
+    """``generate_per_class`` for any generator with ``classes`` and ``generate(labels, seed, ...)``."""
+
+    classes: list[str]
+
+    def generate_per_class(
+        self,
+        n_per_class: int,
+        classes: Sequence[str | int] | None = None,
+        seed: int | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n_per_class`` images of each class (all by default): ``(images, int64 labels)``."""
+        labels = per_class_labels(n_per_class, self.classes, classes)
+        return self.generate(labels, seed=seed, batch_size=batch_size, truncation=truncation), labels
+
+
+class OnnxGenerator(PerClassMixin):
     """A ganaug ONNX generator: ``generate(labels, seed)`` returns uint8 NHWC images.
 
     ``providers`` overrides onnxruntime's execution providers (default: CUDA then CPU, whichever
@@ -308,22 +326,11 @@ class OnnxGenerator:
             out[start:stop] = self._run(stream.take(stop - start), idx[start:stop])
         return out
 
-    def generate_per_class(
-        self,
-        n_per_class: int,
-        classes: Sequence[str | int] | None = None,
-        seed: int | None = None,
-        batch_size: int = 256,
-        truncation: float | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``n_per_class`` images of each class (all by default): ``(images, int64 labels)``."""
-        labels = per_class_labels(n_per_class, self.classes, classes)
-        return self.generate(labels, seed=seed, batch_size=batch_size, truncation=truncation), labels
-
 
 __all__ = [
     "LAYOUTS",
     "OnnxGenerator",
+    "PerClassMixin",
     "default_providers",
     "make_noise",
     "per_class_labels",

@@ -22,7 +22,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import CheckpointError, UsageError
-from ganaug.runtime import OnnxGenerator, make_noise, per_class_labels, resolve_labels
+from ganaug.runtime import OnnxGenerator, PerClassMixin, make_noise, per_class_labels, resolve_labels
 
 if TYPE_CHECKING:
     import torch
@@ -54,7 +54,7 @@ class Sampler(Protocol):
     def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray: ...
 
 
-class TorchSampler:
+class TorchSampler(PerClassMixin):
     """A generator from a run directory or ``.safetensors`` file, sampled with torch (EMA weights)."""
 
     def __init__(self, source: str | os.PathLike[str], device: str = "cpu") -> None:
@@ -106,18 +106,6 @@ class TorchSampler:
         idx = resolve_labels(labels, self.classes)
         z = make_noise(seed, self.z_dim, truncation).take(len(idx))
         return self.generate_from_noise(z, idx, batch_size)
-
-    def generate_per_class(
-        self,
-        n_per_class: int,
-        classes: Sequence[str | int] | None = None,
-        seed: int | None = None,
-        batch_size: int = 256,
-        truncation: float | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``n_per_class`` images of each class (all by default): ``(images, int64 labels)``."""
-        labels = per_class_labels(n_per_class, self.classes, classes)
-        return self.generate(labels, seed=seed, batch_size=batch_size, truncation=truncation), labels
 
 
 def _onnx_providers(device: str | None) -> list[str] | None:
