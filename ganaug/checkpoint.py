@@ -58,7 +58,8 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
         save_file(tensors, str(tmp), metadata=metadata)
 
 
-def _metadata(kind: str, classes: list[str], run_id: str, step: int) -> dict[str, str]:
+def base_metadata(kind: str, classes: list[str], run_id: str, step: int) -> dict[str, str]:
+    """The ``ganaug.*`` metadata every weights file carries (format, classes, run id, step, version)."""
     return {
         "ganaug.format": kind,
         "ganaug.classes": json.dumps(list(classes)),
@@ -75,26 +76,9 @@ def save_generator(
     config = getattr(module, "config", None)
     if not isinstance(config, dict):
         raise CheckpointError("generator has no 'config' dict; build it with ganaug.models.build_generator")
-    meta = _metadata(GENERATOR_FORMAT, classes, run_id, step)
+    meta = base_metadata(GENERATOR_FORMAT, classes, run_id, step)
     meta["ganaug.model"] = json.dumps(config)
     save_tensors(path, state_tensors(module), meta)
-
-
-def save_training_weights(
-    path: str | Path,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    *,
-    classes: list[str],
-    run_id: str,
-    step: int,
-) -> None:
-    """Save generator and discriminator together (the resumable ``last.safetensors``)."""
-    meta = _metadata(TRAINING_FORMAT, classes, run_id, step)
-    meta["ganaug.model"] = json.dumps(generator.config)
-    meta["ganaug.discriminator"] = json.dumps(discriminator.config)
-    tensors = state_tensors(generator, "G.") | state_tensors(discriminator, "D.")
-    save_tensors(path, tensors, meta)
 
 
 def _check_not_pickle(path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import time
@@ -190,8 +189,3 @@ def _train_in(
         "ema_weights": str(run_dir / "weights" / "ema.safetensors"),
     }
     return result
-
-
-def config_fields() -> list[str]:
-    """Names of every training option."""
-    return [f.name for f in dataclasses.fields(TrainConfig)]

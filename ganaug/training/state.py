@@ -22,6 +22,7 @@ from safetensors import safe_open
 from ganaug import __version__
 from ganaug.checkpoint import (
     TRAINING_FORMAT,
+    base_metadata,
     load_module_state,
     read_metadata,
     save_generator,
@@ -110,15 +111,10 @@ def save_checkpoint(
         | od
         | rng_tensors()
     )
-    meta = {
-        "ganaug.format": TRAINING_FORMAT,
+    meta = base_metadata(TRAINING_FORMAT, classes, run_id, step) | {
         "ganaug.model": json.dumps(generator.config),
         "ganaug.discriminator": json.dumps(discriminator.config),
-        "ganaug.classes": json.dumps(list(classes)),
-        "ganaug.run_id": run_id,
-        "ganaug.step": str(step),
         "ganaug.ema_step": str(ema_step),
-        "ganaug.version": __version__,
         "ganaug.optim_g": json.dumps(og_info),
         "ganaug.optim_d": json.dumps(od_info),
     }
