@@ -15,14 +15,18 @@ What happens, in order (every step but the bookkeeping is a plugin hook, see :mo
    folder that replaces ``out`` only at the end, so a crash never leaves an ``out`` that looks complete.
 5. Real images: copied or hard-linked byte for byte when no ``ganaug_transform`` changed them, else
    written from the (transformed) array.
-6. Synthetic images: latent rows are taken in order from ONE noise stream for ``seed``; candidate
-   ``k`` uses row ``k`` (its ``z_index`` in the manifest), so ``sample_noise(seed, k + 1)[k]`` and the
-   label reproduce it exactly. Candidates are voted on by ``ganaug_accept`` in batches; rejected
-   ones are replaced until each class has its count or ``max_attempts`` x count candidates were
-   drawn (then a warning says how many are missing, and ``summary.json`` lists the shortfall).
+6. Synthetic images, in units of at most :data:`SYNTHETIC_UNIT` images of one class (class by
+   class). Unit ``u`` with target ``t`` owns ``ceil(max_attempts * t)`` consecutive rows of ONE noise
+   stream for ``seed``; its ``k``-th candidate uses the next row (its ``z_index`` in the manifest), so
+   ``sample_noise(seed, 1, z_dim, start=k)`` and the label reproduce it exactly. Candidates are voted
+   on by ``ganaug_accept`` in batches; rejected ones are replaced until the unit has its count or its
+   rows run out (then a warning says how many are missing, and ``summary.json`` lists the shortfall).
+   Units do not depend on each other, which is what lets ``--shard K/N`` split a job.
 7. ``ganaug_finish``, then ``summary.json`` and ``manifest.jsonl`` are written and ``out`` published.
 
-The input is only read, never written.
+With ``shard`` (``--shard K/N``) only the K-th contiguous slice of the real images and of the
+synthetic units is written; :func:`ganaug.shard.merge_parts` joins the N parts into what one
+unsharded run writes. The input is only read, never written.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +46,13 @@ from ganaug.errors import DataError, PluginError, UsageError
 from ganaug.hookspecs import AugmentContext
 from ganaug.noise import NoiseStream
 
+if TYPE_CHECKING:
+    from ganaug.shard import Shard
+
 REAL_MODES = ("copy", "link", "none")
+#: Synthetic images per work unit: the pieces ``--shard`` hands out (never change it lightly: it
+#: decides which noise rows a synthetic image uses).
+SYNTHETIC_UNIT = 512
 #: Options ganaug itself sets; ``-o`` plugin options may not reuse these names.
 CORE_OPTIONS = (
     "strategy",
@@ -155,6 +165,34 @@ def _resolve_plan(
     return resolved, capped
 
 
+def _shard_entry(shard: Shard, summary: dict[str, Any], ds: Any, batch_size: int) -> dict[str, Any]:
+    from ganaug.shard import dataset_fingerprint, job_key, shard_entry
+
+    # Paths may be spelt differently per part: the input and generator count by content.
+    per_part = ("input", "output", "counts", "candidates", "rejected", "shortfall")
+    settings = {k: v for k, v in summary.items() if k not in per_part}
+    settings["generator"] = {k: v for k, v in summary["generator"].items() if k != "source"}
+    settings["plan"] = summary["counts"]["planned"]
+    settings["input_sha256"] = dataset_fingerprint(ds.images, ds.labels)
+    settings["batch_size"] = int(batch_size)
+    additive = ["counts.real", "counts.synthetic", "counts.after", "candidates", "rejected", "shortfall"]
+    return shard_entry(
+        shard, job=job_key(settings), classes=list(ds.classes), fmt=summary["format"], additive=additive
+    )
+
+
+def _synthetic_units(need: Sequence[int], max_attempts: float) -> list[tuple[int, int, int, int]]:
+    """``(class index, target, first noise row, rows)`` per unit, class by class."""
+    units, row = [], 0
+    for label, n in enumerate(need):
+        for done in range(0, int(n), SYNTHETIC_UNIT):
+            target = min(SYNTHETIC_UNIT, int(n) - done)
+            rows = math.ceil(max_attempts * target)
+            units.append((label, target, row, rows))
+            row += rows
+    return units
+
+
 class _Progress:
     def __init__(self, total: int, enabled: bool) -> None:
         self.bar = None
@@ -199,6 +237,7 @@ def augment_dataset(
     echo: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
     plugin_manager: Any = None,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Write ``out``: the real images of ``data`` plus synthetic ones from ``generator``.
 
@@ -207,6 +246,7 @@ def augment_dataset(
     ``real``: ``"copy"``, ``"link"`` (hard links) or ``"none"`` (synthetic images only).
     ``plugins``: extra plugins (``--plugin``); ``plugin_options``: ``-o KEY=VALUE`` pairs, visible to
     plugins in ``options``. ``plugin_manager`` replaces plugin discovery (then ``plugins`` is ignored).
+    ``shard`` writes only that part of the job (``--shard K/N``, see :mod:`ganaug.shard`).
     The other arguments are the ``ganaug augment`` options of the same names (see its ``--help``).
     Returns the summary that is also written to ``out/summary.json``.
     """
@@ -301,108 +341,113 @@ def augment_dataset(
     attempts: Counter[str] = Counter()
     shortfall: dict[str, int] = {}
 
+    units = _synthetic_units([plan[c] for c in classes], max_attempts)
+    real_span = range(len(ds)) if real != "none" else range(0)
+    if shard is not None:
+        real_span = shard.span(len(real_span))
+        units = [units[u] for u in shard.span(len(units))]
+        say(f"shard {shard}: {len(real_span)} real images, {len(units)} synthetic units")
+
     with writer:
         # -- real images ---------------------------------------------------------------------------
-        if real != "none":
-            say(f"adding {len(ds)} real images")
-            for i in range(len(ds)):
-                label = int(ds.labels[i])
-                rng = np.random.default_rng([int(seed), 0, i])
-                image, applied, acted = pm.transform(
-                    ds.images[i], label=label, source="real", rng=rng, context=context
-                )
-                record = {
-                    "source": "real",
-                    "origin": _origin(ds, i, data_path),
-                    "transforms": applied,
-                    "plugins": acted,
-                }
-                if not acted and ds.paths is not None and fmt in _FILE_FORMATS:
-                    writer.add_file(ds.paths[i], label, record, mode=real)
-                else:
-                    writer.add(image, label, record)
-                written_real[classes[label]] += 1
+        if len(real_span):
+            say(f"adding {len(real_span)} real images")
+        for i in real_span:
+            label = int(ds.labels[i])
+            rng = np.random.default_rng([int(seed), 0, i])
+            image, applied, acted = pm.transform(
+                ds.images[i], label=label, source="real", rng=rng, context=context
+            )
+            record = {
+                "source": "real",
+                "origin": _origin(ds, i, data_path),
+                "transforms": applied,
+                "plugins": acted,
+            }
+            if not acted and ds.paths is not None and fmt in _FILE_FORMATS:
+                writer.add_file(ds.paths[i], label, record, mode=real)
+            else:
+                writer.add(image, label, record)
+            written_real[classes[label]] += 1
 
         # -- synthetic images ----------------------------------------------------------------------
-        need = np.array([plan[c] for c in classes], dtype=np.int64)
-        budget = np.array([math.ceil(max_attempts * n) for n in need], dtype=np.int64)
-        drawn = np.zeros(len(classes), dtype=np.int64)
-        kept = np.zeros(len(classes), dtype=np.int64)
-        stream = NoiseStream(int(seed), sampler.z_dim, truncation)
-        z_next = 0
         chunk = max(int(batch_size), 1024)
         has_filters = bool(pm.impls("ganaug_accept"))
-        bar = _Progress(int(need.sum()), progress)
-        if need.sum():
-            say(f"generating {int(need.sum())} synthetic images")
-        try:
-            while True:
-                open_ = (kept < need) & (drawn < budget)
-                if not open_.any():
-                    break
-                rate = np.where(drawn > 0, kept / np.maximum(drawn, 1), 1.0)
-                want = np.where(open_, np.ceil((need - kept) / np.maximum(rate, 0.1)), 0).astype(np.int64)
-                want = np.minimum(want, budget - drawn)
-                round_labels = np.repeat(np.arange(len(classes), dtype=np.int64), want)
-                for start in range(0, len(round_labels), chunk):
-                    labels = round_labels[start : start + chunk]
-                    z = stream.take(len(labels))
-                    z_index = np.arange(z_next, z_next + len(labels))
-                    z_next += len(labels)
-                    images = sampler.generate_from_noise(z, to_generator[labels], batch_size=batch_size)
-                    np.add.at(drawn, labels, 1)
-                    keep = np.ones(len(labels), dtype=bool)
-                    voters: list[str] = []
-                    if has_filters:
-                        for plugin_name, vote in pm.call_each(
-                            "ganaug_accept", images=images, labels=labels, context=context
-                        ):
-                            if vote is None:
-                                continue
-                            voters.append(plugin_name)
-                            masks = vote.items() if isinstance(vote, Mapping) else [(None, vote)]
-                            for reason, mask in masks:
-                                mask = np.asarray(mask).astype(bool)
-                                if mask.shape != keep.shape:
-                                    raise PluginError(
-                                        f"plugin {plugin_name!r}: ganaug_accept returned {mask.shape[0]} "
-                                        f"votes for {len(keep)} images"
-                                    )
-                                key = f"{plugin_name}:{reason}" if reason else plugin_name
-                                rejected[key] += int((keep & ~mask).sum())
-                                keep &= mask
-                    for j in np.flatnonzero(keep):
-                        label = int(labels[j])
-                        if kept[label] >= need[label]:
-                            continue
-                        k = int(z_index[j])
-                        rng = np.random.default_rng([int(seed), 1, k])
-                        image, applied, acted = pm.transform(
-                            images[j], label=label, source="synthetic", rng=rng, context=context
+        total = sum(u[1] for u in units)
+        bar = _Progress(total, progress)
+        missing_by_class: Counter[int] = Counter()
+        if total:
+            say(f"generating {total} synthetic images")
+
+        def vote(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
+            keep = np.ones(len(labels), dtype=bool)
+            voters: list[str] = []
+            calls = pm.call_each("ganaug_accept", images=images, labels=labels, context=context)
+            for plugin_name, result in calls:
+                if result is None:
+                    continue
+                voters.append(plugin_name)
+                masks = result.items() if isinstance(result, Mapping) else [(None, result)]
+                for reason, mask in masks:
+                    mask = np.asarray(mask).astype(bool)
+                    if mask.shape != keep.shape:
+                        raise PluginError(
+                            f"plugin {plugin_name!r}: ganaug_accept returned {mask.shape[0]} "
+                            f"votes for {len(keep)} images"
                         )
-                        record = {
-                            "source": "synthetic",
-                            "generator_sha256": sha,
-                            "seed": int(seed),
-                            "z_index": k,
-                            "transforms": applied,
-                            "plugins": voters + acted,
-                        }
-                        if truncation is not None:
-                            record["truncation"] = truncation
-                        writer.add(image, label, record)
-                        kept[label] += 1
-                        written_syn[classes[label]] += 1
-                        bar.update(1)
+                    key = f"{plugin_name}:{reason}" if reason else plugin_name
+                    rejected[key] += int((keep & ~mask).sum())
+                    keep &= mask
+            return keep, voters
+
+        try:
+            for label, target, first_row, rows in units:
+                stream = NoiseStream(int(seed), sampler.z_dim, truncation, start=first_row)
+                drawn = kept = 0
+                while kept < target and drawn < rows:
+                    rate = kept / drawn if drawn else 1.0
+                    want = min(math.ceil((target - kept) / max(rate, 0.1)), rows - drawn)
+                    while want > 0 and kept < target:
+                        n = min(chunk, want)
+                        z_first = first_row + drawn
+                        labels = np.full(n, label, dtype=np.int64)
+                        images = sampler.generate_from_noise(
+                            stream.take(n), to_generator[labels], batch_size=batch_size
+                        )
+                        drawn += n
+                        want -= n
+                        keep, voters = vote(images, labels) if has_filters else (np.ones(n, bool), [])
+                        for j in np.flatnonzero(keep)[: target - kept]:
+                            k = z_first + int(j)
+                            rng = np.random.default_rng([int(seed), 1, k])
+                            image, applied, acted = pm.transform(
+                                images[j], label=label, source="synthetic", rng=rng, context=context
+                            )
+                            record = {
+                                "source": "synthetic",
+                                "generator_sha256": sha,
+                                "seed": int(seed),
+                                "z_index": k,
+                                "transforms": applied,
+                                "plugins": voters + acted,
+                            }
+                            if truncation is not None:
+                                record["truncation"] = truncation
+                            writer.add(image, label, record)
+                            kept += 1
+                            written_syn[classes[label]] += 1
+                            bar.update(1)
+                attempts[classes[label]] += drawn
+                missing_by_class[label] += target - kept
         finally:
             bar.close()
         for i, name in enumerate(classes):
-            attempts[name] = int(drawn[i])
-            if kept[i] < need[i]:
-                shortfall[name] = int(need[i] - kept[i])
+            if missing_by_class[i]:
+                shortfall[name] = int(missing_by_class[i])
                 complain(
-                    f"class {name!r}: only {int(kept[i])} of {int(need[i])} synthetic images passed the "
-                    f"filters after {int(drawn[i])} candidates (--max-attempts {max_attempts:g})"
+                    f"class {name!r}: only {written_syn[name]} of {written_syn[name] + shortfall[name]} "
+                    f"synthetic images passed the filters after {attempts[name]} candidates "
+                    f"(--max-attempts {max_attempts:g})"
                 )
 
         after = {c: written_real[c] + written_syn[c] for c in classes}
@@ -431,13 +476,15 @@ def augment_dataset(
                 "synthetic": {c: written_syn[c] for c in classes},
                 "after": after,
             },
-            "candidates": dict(attempts),
+            "candidates": {c: attempts[c] for c in classes},
             "rejected": dict(rejected),
             "shortfall": shortfall,
             "plugins": plugin_infos(pm),
             "versions": _versions(),
         }
         pm.hook.ganaug_finish(context=context, summary=summary)
+        if shard is not None:
+            summary["shard"] = _shard_entry(shard, summary, ds, batch_size)
         writer.extra_files["summary.json"] = summary
     return summary
 

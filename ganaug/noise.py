@@ -35,9 +35,10 @@ class NoiseStream:
     ``take(k)`` called repeatedly returns the same rows as one ``sample_noise(seed, total, z_dim)``
     call. ``truncation`` T > 0 redraws every coordinate with ``|z| > T`` (the truncation trick:
     fewer, more typical samples). ``seed=None`` draws a fresh random seed (see :attr:`seed`).
+    ``start`` begins at that row (random access: only the blocks actually read are drawn).
     """
 
-    def __init__(self, seed: int | None, z_dim: int, truncation: float | None = None) -> None:
+    def __init__(self, seed: int | None, z_dim: int, truncation: float | None = None, start: int = 0) -> None:
         if z_dim <= 0:
             raise ValueError(f"z_dim must be > 0, got {z_dim}")
         if truncation is not None and truncation <= 0:
@@ -46,11 +47,16 @@ class NoiseStream:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if start < 0:
+            raise ValueError(f"start row must be >= 0, got {start}")
         self.seed = int(seed)
         self.z_dim = z_dim
         self.truncation = truncation
-        self._block_index = 0
+        self._block_index, skip = divmod(int(start), BLOCK_ROWS)
         self._buffer = np.empty((0, z_dim), dtype=np.float32)
+        if skip:
+            self._buffer = noise_block(self.seed, self._block_index, z_dim, truncation)[skip:]
+            self._block_index += 1
 
     def take(self, n: int) -> np.ndarray:
         """The next ``n`` rows of the stream, float32 ``[n, z_dim]``."""
@@ -69,6 +75,8 @@ class NoiseStream:
         return np.ascontiguousarray(np.concatenate(parts))
 
 
-def sample_noise(seed: int | None, n: int, z_dim: int, truncation: float | None = None) -> np.ndarray:
-    """Return the first ``n`` rows of the latent stream for ``seed`` (float32 ``[n, z_dim]``)."""
-    return NoiseStream(seed, z_dim, truncation).take(n)
+def sample_noise(
+    seed: int | None, n: int, z_dim: int, truncation: float | None = None, start: int = 0
+) -> np.ndarray:
+    """Rows ``start`` to ``start + n - 1`` of the latent stream for ``seed`` (float32 ``[n, z_dim]``)."""
+    return NoiseStream(seed, z_dim, truncation, start=start).take(n)

@@ -121,12 +121,12 @@ def _check_batch_size(batch_size: int) -> int:
     return int(batch_size)
 
 
-def make_noise(seed: int | None, z_dim: int, truncation: float | None) -> NoiseStream:
-    """The ganaug latent stream, with option errors reported as UsageError."""
+def make_noise(seed: int | None, z_dim: int, truncation: float | None, start: int = 0) -> NoiseStream:
+    """The ganaug latent stream from row ``start``, with option errors reported as UsageError."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise UsageError(f"seed must be an integer or None, got {seed!r}")
     try:
-        return NoiseStream(None if seed is None else int(seed), z_dim, truncation)
+        return NoiseStream(None if seed is None else int(seed), z_dim, truncation, start=start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

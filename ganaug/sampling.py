@@ -27,6 +27,8 @@ from ganaug.runtime import OnnxGenerator, PerClassMixin, make_noise, per_class_l
 if TYPE_CHECKING:
     import torch
 
+    from ganaug.shard import Shard
+
 
 def quantize_torch(x: torch.Tensor) -> torch.Tensor:
     """Float NCHW in [-1, 1] -> uint8 NHWC: ``((x + 1) * 127.5).round().clamp(0, 255)``.
@@ -170,6 +172,7 @@ def sample_to_dataset(
     providers: Sequence[str] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    shard: Shard | None = None,
 ) -> SampleResult:
     """Write ``n_per_class`` synthetic images of each class (all by default) to ``out``.
 
@@ -178,8 +181,10 @@ def sample_to_dataset(
     "synthetic"``, ``generator_sha256`` (of the ``.onnx`` or weights file), ``seed``, ``z_index``
     (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``. The
     folder appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`).
+    ``shard`` writes only that part of the job, in whole generator batches (see :mod:`ganaug.shard`).
     """
     from ganaug.dataset_writer import DatasetWriter
+    from ganaug.shard import job_key, shard_entry
 
     t0 = time.perf_counter()
     sampler = open_sampler(source, device=device, providers=providers)
@@ -191,7 +196,13 @@ def sample_to_dataset(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
     seed = _parse_seed(seed)
-    stream = make_noise(seed, sampler.z_dim, truncation)
+    chunk = int(batch_size)
+    # Shards take whole generator batches, so every image comes from the same batch as unsharded.
+    batches = range(-(-len(labels) // chunk))
+    if shard is not None:
+        batches = shard.span(len(batches))
+    first, stop_row = (min(b * chunk, len(labels)) for b in (batches.start, batches.stop))
+    stream = make_noise(seed, sampler.z_dim, truncation, start=first)
     sha = sampler.generator_sha256
     summary: dict[str, Any] = {
         "command": "sample",
@@ -203,6 +214,12 @@ def sample_to_dataset(
         "format": fmt,
         "versions": {"ganaug": __version__},
     }
+    if shard is not None:
+        settings = {**summary, "labels": labels.tolist(), "batch_size": chunk, "classes": sampler.classes}
+        settings.pop("generator")  # a path, spelt differently per part perhaps; the sha256 counts
+        summary["shard"] = shard_entry(
+            shard, job=job_key(settings), classes=sampler.classes, fmt=fmt, additive=["counts"]
+        )
     writer = DatasetWriter(
         out, classes=sampler.classes, fmt=fmt, overwrite=overwrite, image_shape=sampler.image_shape
     )
@@ -212,10 +229,9 @@ def sample_to_dataset(
             if progress:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(labels), unit="img", desc="sampling")
-            chunk = max(int(batch_size), 1)
-            for start in range(0, len(labels), chunk):
-                stop = min(start + chunk, len(labels))
+                bar = tqdm(total=stop_row - first, unit="img", desc="sampling")
+            for start in range(first, stop_row, chunk):
+                stop = min(start + chunk, stop_row)
                 images = sampler.generate_from_noise(stream.take(stop - start), labels[start:stop], chunk)
                 for i, (img, lab) in enumerate(zip(images, labels[start:stop], strict=True)):
                     writer.add(
@@ -240,7 +256,7 @@ def sample_to_dataset(
             bar.close()
     return SampleResult(
         out=Path(out),
-        count=len(labels),
+        count=stop_row - first,
         counts=summary["counts"],
         seed=seed,
         generator_sha256=sha,

@@ -339,17 +339,13 @@ def test_seeded_runs_are_identical(onnx_gen: Path, imbalanced: Path, tmp_path: P
 # -- filters ---------------------------------------------------------------------------------------
 def test_near_duplicate_filter_rejects_copies_of_training_images(onnx_gen: Path, tmp_path: Path) -> None:
     g = OnnxGenerator(onnx_gen)
-    # Folder classes sort to pullover, top, trouser; "not majority" then draws 28 pullover candidates
-    # (latent rows 0..27) and 26 trouser ones (rows 28..53) first. Make some real images exactly those.
-    labels = ["pullover"] * 28 + ["trouser"] * 26
-    first_round = g.generate_from_noise(sample_noise(SEED, 54, g.z_dim), labels)
+    # Folder classes sort to pullover, top, trouser; "not majority" needs 28 pullover and 26 trouser
+    # images. Each class is one unit that owns max_attempts (10) latent rows per image: pullover rows
+    # 0..279 (first candidates 0..27), trouser rows 280..539. Make some real images exactly those.
+    pullover = g.generate_from_noise(sample_noise(SEED, 2, g.z_dim), ["pullover"] * 2)
+    trouser = g.generate_from_noise(sample_noise(SEED, 4, g.z_dim, start=280), ["trouser"] * 4)
     root = write_folder(
-        tmp_path / "memorised",
-        {
-            "top": noise_images(30, 5),
-            "pullover": first_round[[0, 1]],
-            "trouser": first_round[[28, 29, 30, 31]],
-        },
+        tmp_path / "memorised", {"top": noise_images(30, 5), "pullover": pullover, "trouser": trouser}
     )
     # Exact copies are at distance 0; this untrained generator's samples differ from each other by
     # only ~0.01, so the test uses a tight threshold.
@@ -364,7 +360,7 @@ def test_near_duplicate_filter_rejects_copies_of_training_images(onnx_gen: Path,
     assert summary["rejected"] == {"plugins.filters:near-duplicate": 6}
     assert summary["counts"]["after"] == {"pullover": 30, "top": 30, "trouser": 30}
     used = {r["z_index"] for r in read_manifest(tmp_path / "out") if r["source"] == "synthetic"}
-    assert used.isdisjoint({0, 1, 28, 29, 30, 31})
+    assert used.isdisjoint({0, 1, 280, 281, 282, 283})
     assert summary["filter_settings"]["near-duplicate"]["threshold"] == 0.001
 
 

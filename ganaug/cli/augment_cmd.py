@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ganaug.cli.common import config_option, echo, quiet_option, seed_option, warn
+from ganaug.cli.common import config_option, echo, fail_usage, quiet_option, seed_option, warn
 
 
 def _split_filters(values: tuple[str, ...]) -> list[str]:
@@ -14,13 +14,12 @@ def _split_filters(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.argument("data", type=click.Path(path_type=str))
+@click.argument("data", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--generator",
     "-g",
-    required=True,
     type=click.Path(path_type=str),
-    help="Generator: a generator.onnx, a run directory or a weights .safetensors file.",
+    help="Generator: a generator.onnx, a run directory or a weights .safetensors file (required).",
 )
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=str), help="Output folder.")
 @click.option(
@@ -107,12 +106,25 @@ def _split_filters(values: tuple[str, ...]) -> list[str]:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout at the end.")
+@click.option(
+    "--shard",
+    metavar="K/N",
+    default=None,
+    help="Write only part K (0-based) of N of this job, e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; "
+    "join the parts with --merge.",
+)
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Join the part folders given as DATA (from --shard K/N runs) into OUT: one dataset, one "
+    "manifest, equal to an unsharded run. PNGs are hard-linked from the parts where possible.",
+)
 @seed_option()
 @quiet_option
 @config_option
 def augment(
-    data: str,
-    generator: str,
+    data: tuple[str, ...],
+    generator: str | None,
     out: str,
     strategy: str,
     max_synthetic_ratio: float | None,
@@ -132,6 +144,8 @@ def augment(
     device: str,
     overwrite: bool,
     as_json: bool,
+    shard: str | None,
+    merge: bool,
     seed: int,
     quiet: bool,
 ) -> None:
@@ -149,16 +163,36 @@ def augment(
           --filter confidence,near-duplicate --min-confidence 0.8 \\
           --transforms real.yaml --synthetic-transforms synth.yaml --seed 1
       ganaug augment data.npz -g g.onnx --out aug/ --strategy '{"bag": 500}' --format npz
+
+    \b
+    A large job in N independent parts (each its own process or machine), then joined:
+      ganaug augment images/ -g g.onnx --out parts/p0 --shard 0/2
+      ganaug augment images/ -g g.onnx --out parts/p1 --shard 1/2
+      ganaug augment --merge parts/p0 parts/p1 --out augmented/
     """
     import warnings
 
     from ganaug.augment import augment_dataset
     from ganaug.plugins import parse_plugin_options
+    from ganaug.shard import merge_parts, parse_shard
+
+    if merge:
+        if generator or shard:
+            fail_usage("--merge joins finished parts; it takes no --generator or --shard")
+        if not data:
+            fail_usage("--merge needs the part folders, e.g. ganaug augment --merge p0 p1 --out OUT")
+        summary = merge_parts(data, out, overwrite=overwrite, echo=lambda m: echo(m, quiet))
+        _report(summary, out, as_json, quiet)
+        return
+    if len(data) != 1:
+        fail_usage(f"augment takes one DATA path, got {len(data)} (several only with --merge)")
+    if not generator:
+        fail_usage("missing option --generator/-g (a generator.onnx, run directory or .safetensors)")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = augment_dataset(
-            data,
+            data[0],
             generator,
             out,
             strategy=strategy,
@@ -182,14 +216,22 @@ def augment(
             progress=not quiet,
             echo=lambda m: echo(m, quiet),
             warn=warn,
+            shard=parse_shard(shard),
         )
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             warn(str(w.message).splitlines()[0])
+    _report(summary, out, as_json, quiet)
+
+
+def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     counts = summary["counts"]
+    if "before" not in counts:  # merged parts of ganaug sample
+        click.echo(f"wrote {sum(counts.values())} images ({len(counts)} classes) to {out}")
+        return
     width = max([len(c) for c in counts["before"]] + [5])
     echo(f"{'class':{width}s} {'before':>8s} {'synthetic':>10s} {'after':>8s}", quiet)
     for name in counts["before"]:

@@ -39,6 +39,12 @@ def _parse_classes(value: str | None) -> list[str] | None:
     help="cpu, cuda[:N] or auto (torch device, or onnxruntime providers for .onnx).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option(
+    "--shard",
+    metavar="K/N",
+    default=None,
+    help="Write only part K (0-based) of N of this job; join the parts with ganaug augment --merge.",
+)
 @quiet_option
 @config_option
 def sample(
@@ -52,6 +58,7 @@ def sample(
     batch_size: int,
     device: str,
     overwrite: bool,
+    shard: str | None,
     quiet: bool,
 ) -> None:
     """Generate N images per class from SOURCE into --out, with manifest.jsonl and summary.json.
@@ -64,8 +71,10 @@ def sample(
     Example:
       ganaug sample runs/exp --out synth/ --n-per-class 500 --seed 1
       ganaug sample generator.onnx --out synth_npz -n 100 --classes bag,sneaker --format npz
+      ganaug sample g.onnx --out part3 -n 100000 --seed 1 --shard 3/8   # then: augment --merge
     """
     from ganaug.sampling import sample_to_dataset
+    from ganaug.shard import parse_shard
 
     if n_per_class < 0:
         fail_usage(f"--n-per-class must be >= 0, got {n_per_class}")
@@ -87,6 +96,7 @@ def sample(
         device=device,
         overwrite=overwrite,
         progress=not quiet,
+        shard=parse_shard(shard),
     )
     echo(f"generator sha256 {result.generator_sha256[:16]}…, seed {result.seed}", quiet)
     click.echo(
