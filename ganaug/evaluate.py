@@ -279,6 +279,9 @@ class MixPolicy:
     - ``synthetic_weight``: per-sample loss weight of synthetic images (real ones weigh 1).
     - ``synthetic_share``: fraction of each training batch drawn from the synthetic images
       (``None``: proportional to their number).
+    - ``balance``: draw every class equally often in each batch (class-balanced sampling, i.e.
+      random oversampling of rare classes). With ``strategy=0`` this is the classical baseline a
+      GAN must beat on imbalanced data.
     - ``filter``: the augment confidence filter, with the real-only arm's classifier (trained on the
       same real subset) rejecting samples whose intended class has probability < ``min_confidence``.
     - ``near_duplicate``: the augment near-duplicate filter (rejects copies of training images).
@@ -293,6 +296,7 @@ class MixPolicy:
     max_synthetic_ratio: float | None = None
     synthetic_weight: float = 1.0
     synthetic_share: float | None = None
+    balance: bool = False
     filter: bool = False
     min_confidence: float = 0.9
     near_duplicate: bool = False
@@ -308,6 +312,8 @@ class MixPolicy:
             raise UsageError(f"synthetic_weight must be >= 0, got {self.synthetic_weight}")
         if self.synthetic_share is not None and not 0 < self.synthetic_share <= 1:
             raise UsageError(f"synthetic_share must be in (0, 1], got {self.synthetic_share}")
+        if self.balance and self.synthetic_share is not None:
+            raise UsageError("balance and synthetic_share both set the batch mix; choose one")
         if self.curriculum not in CURRICULA:
             raise UsageError(f"curriculum must be one of {', '.join(CURRICULA)}, got {self.curriculum!r}")
         if not 0 < self.pretrain_fraction < 1:
@@ -380,6 +386,12 @@ def _classifier_opts(cfg: UpliftConfig) -> dict[str, Any]:
     }
 
 
+def class_balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-sample draw weights that give every present class the same total weight."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return 1.0 / counts[labels]
+
+
 def _train_arm(
     policy: MixPolicy,
     real: Any,
@@ -397,8 +409,10 @@ def _train_arm(
     if len(syn_images) == 0:
         if not policy.use_real:
             raise DataError(f"policy {policy.name!r}: no synthetic images passed the filters")
-        # nothing passed the filters: the arm is the real subset alone (reported with n_synthetic 0)
-        return train_classifier(real.images, real.labels, k, desc=f"{policy.name} (no synthetic)", **opts)
+        # no synthetic images (strategy 0, or nothing passed the filters): the real subset alone
+        draw = class_balanced_weights(real.labels, k) if policy.balance else None
+        desc = policy.name if policy.balance else f"{policy.name} (no synthetic)"
+        return train_classifier(real.images, real.labels, k, draw_weight=draw, desc=desc, **opts)
     if not policy.use_real:
         return train_classifier(syn_images, syn_labels, k, desc=f"{policy.name} (synthetic only)", **opts)
     if policy.curriculum == "pretrain":
@@ -428,6 +442,8 @@ def _train_arm(
     if policy.synthetic_share is not None:
         share = policy.synthetic_share
         draw = np.concatenate([np.full(n_real, (1 - share) / n_real), np.full(n_syn, share / n_syn)])
+    elif policy.balance:
+        draw = class_balanced_weights(labels, k)
     return train_classifier(
         images, labels, k, sample_weight=weight, draw_weight=draw, desc=policy.name, **opts
     )
@@ -789,4 +805,13 @@ def _seed_quality(
     return q
 
 
-__all__ = ["MixPolicy", "UpliftConfig", "as_dataset", "cas", "memorisation_stats", "quality_report", "uplift"]
+__all__ = [
+    "MixPolicy",
+    "UpliftConfig",
+    "as_dataset",
+    "cas",
+    "class_balanced_weights",
+    "memorisation_stats",
+    "quality_report",
+    "uplift",
+]

@@ -111,7 +111,15 @@ def test_mix_policy_parse_and_validation():
     q = MixPolicy.parse("curriculum=pretrain,pretrain_fraction=0.25")
     assert q.curriculum == "pretrain" and q.synthetic_key() == MixPolicy().synthetic_key()
     assert MixPolicy(filter=True).synthetic_key() != MixPolicy().synthetic_key()
-    for bad in ("ratio=1", "name=real", "curriculum=later", "synthetic_share=0", "nonsense"):
+    assert MixPolicy.parse("name=over,strategy=0,balance=true").balance is True
+    for bad in (
+        "ratio=1",
+        "name=real",
+        "curriculum=later",
+        "synthetic_share=0",
+        "nonsense",
+        "balance=true,synthetic_share=0.5",
+    ):
         with pytest.raises(UsageError):
             MixPolicy.parse(bad)
 
@@ -271,8 +279,10 @@ def test_eval_quality_and_cas_and_uplift_with_a_given_generator(splits, generato
         "1",
         "-g",
         str(generator),
-        "--strategy",
-        "not majority",
+        "--policy",
+        "name=gan,strategy=not majority",
+        "--policy",
+        "name=oversample,strategy=0,balance=true",
         "--no-quality",
         "--classifier-steps",
         "10",
@@ -285,8 +295,20 @@ def test_eval_quality_and_cas_and_uplift_with_a_given_generator(splits, generato
     seed = rep["seeds"][0]
     assert seed["gan"]["trained"] is False and seed["n_real"] == 14
     assert seed["arms"]["gan"]["synthetic"]["counts"] == {"c0": 0, "c1": 6, "c2": 4}  # balance minority only
+    over = seed["arms"]["oversample"]  # the classical baseline: real images only, balanced batches
+    assert over["synthetic"]["n_synthetic"] == 0 and over["n_train"] == 14
+    assert rep["arms"] == ["real", "gan", "oversample"] and "oversample" in rep["paired"]
     assert rep["paired"]["gan"]["accuracy"]["ci95"] is None  # one seed: no interval
     assert "quality" not in seed
+
+
+def test_class_balanced_weights_give_each_class_equal_mass():
+    from ganaug.evaluate import class_balanced_weights
+
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    w = class_balanced_weights(labels, 4)
+    mass = np.bincount(labels, weights=w, minlength=4)
+    assert mass[:3] == pytest.approx([1.0, 1.0, 1.0]) and mass[3] == 0
 
 
 def test_eval_uplift_usage_errors(splits, tmp_path):

@@ -156,6 +156,12 @@ def eval_group() -> None:
     help="Fraction of every batch drawn from synthetic images (default: by count).",
 )
 @click.option(
+    "--balance",
+    is_flag=True,
+    help="Class-balanced batches (every class drawn equally often); with --strategy 0 the classical "
+    "oversampling baseline.",
+)
+@click.option(
     "--filter/--no-filter",
     "use_filter",
     default=False,
@@ -223,6 +229,7 @@ def uplift_cmd(
     max_synthetic_ratio: float | None,
     synthetic_weight: float,
     synthetic_share: float | None,
+    balance: bool,
     use_filter: bool,
     min_confidence: float,
     curriculum: str,
@@ -281,6 +288,7 @@ def uplift_cmd(
                 max_synthetic_ratio=max_synthetic_ratio,
                 synthetic_weight=synthetic_weight,
                 synthetic_share=synthetic_share,
+                balance=balance,
                 filter=use_filter,
                 min_confidence=min_confidence,
                 curriculum=curriculum,
