@@ -8,7 +8,9 @@ Settings (each a paired experiment over seeds, via :func:`ganaug.evaluate.uplift
 
 Per seed a GAN is trained on exactly the drawn real images; arms: ``real`` (classical augmentation
 only), ``gan`` (+ GAN samples) and ``gan+filter`` (+ GAN samples that the real-only classifier
-assigns to their intended class with probability >= ``--min-confidence``); every arm trains the
+assigns to their intended class with probability >= ``--min-confidence``); in the imbalanced setting
+also ``oversample`` (no GAN: the real images in class-balanced batches, the classical baseline for
+rare classes); every arm trains the
 same classifier for the same number of steps and is tested on the full 10k test split. Extra arms
 via ``--policy`` (``ganaug eval uplift --policy`` syntax).
 
@@ -79,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Extra arm, e.g. 'name=w03,strategy=1,synthetic_weight=0.3' (repeatable).",
     )
     p.add_argument("--no-filter-arm", action="store_true", help="Skip the confidence-filter arm.")
+    p.add_argument(
+        "--no-oversample-arm",
+        action="store_true",
+        help="Skip the imbalanced setting's oversampling baseline (real images, class-balanced batches).",
+    )
     p.add_argument(
         "--no-hflip", action="store_true", help="No horizontal flips in the classical augmentation."
     )
@@ -163,6 +170,8 @@ def run(args: argparse.Namespace) -> dict:
                     name="gan+filter", strategy=strategy, filter=True, min_confidence=args.min_confidence
                 )
             )
+        if setting == "imbalanced" and not args.no_oversample_arm:
+            policies.append(MixPolicy(name="oversample", strategy=0, balance=True))
         policies += extra
         print(f"== {label}: {args.seeds} seeds, arms real, {', '.join(p.name for p in policies)}", flush=True)
         t0 = time.perf_counter()
