@@ -53,6 +53,8 @@ def _describe_policy(p: dict[str, Any]) -> str:
         parts.append(f"loss weight {p['synthetic_weight']}")
     if p.get("synthetic_share") is not None:
         parts.append(f"batch share {p['synthetic_share']}")
+    if p.get("balance"):
+        parts.append("class-balanced batches")
     if p.get("filter"):
         parts.append(f"confidence filter ≥ {p['min_confidence']}")
     if p.get("near_duplicate"):
@@ -116,7 +118,9 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         "- `real`: the real subset only, classical augmentation.",
     ]
     for p in s["policies"]:
-        lines.append(f"- `{p['name']}`: real subset + GAN samples — {_describe_policy(p)}.")
+        no_gan = str(p.get("strategy")) in ("0", "0.0")
+        what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
+        lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.")
     lines += ["", "## Per-class accuracy (%, mean over seeds)", ""]
     header = ["class", *report["arms"]]
     rows = []
