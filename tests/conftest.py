@@ -92,3 +92,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check:
 def tree_digest(root: Path) -> dict[str, bytes]:
     """Path -> bytes of every file under ``root`` (to prove nothing changed)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def export_random_generator(folder: Path, classes: list[str], size: int, seed: int, run_id: str) -> Path:
+    """A random-weights conditional mlp generator (z_dim 8, gray) exported to ``folder/g.onnx``."""
+    import torch
+
+    from ganaug.checkpoint import save_generator
+    from ganaug.export import export_generator
+    from ganaug.models import build_generator
+
+    torch.manual_seed(seed)
+    module = build_generator("mlp", num_classes=len(classes), z_dim=8, image_size=size, channels=1, width=16)
+    save_generator(folder / "g.safetensors", module, classes=classes, run_id=run_id, step=0)
+    export_generator(folder / "g.safetensors", folder / "g.onnx")
+    return folder / "g.onnx"

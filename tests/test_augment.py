@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import export_random_generator
 from PIL import Image
 
 from ganaug.augment import augment_dataset
@@ -63,18 +64,7 @@ def noise_images(n: int, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def onnx_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weights conditional generator (3 classes, 28x28 gray) exported to ONNX."""
-    import torch
-
-    from ganaug.checkpoint import save_generator
-    from ganaug.export import export_generator
-    from ganaug.models import build_generator
-
-    torch.manual_seed(0)
-    module = build_generator("mlp", num_classes=3, z_dim=8, image_size=SIZE, channels=1, width=16)
-    folder = tmp_path_factory.mktemp("gen")
-    save_generator(folder / "g.safetensors", module, classes=GEN_CLASSES, run_id="test-augment", step=0)
-    export_generator(folder / "g.safetensors", folder / "g.onnx")
-    return folder / "g.onnx"
+    return export_random_generator(tmp_path_factory.mktemp("gen"), GEN_CLASSES, SIZE, 0, "test-augment")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import export_random_generator, run_cli
 from PIL import Image
 
 import ganaug.augment as augment_module
@@ -42,18 +42,7 @@ def summary(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def onnx_gen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from ganaug.checkpoint import save_generator
-    from ganaug.export import export_generator
-    from ganaug.models import build_generator
-
-    torch.manual_seed(1)
-    module = build_generator("mlp", num_classes=3, z_dim=8, image_size=SIZE, channels=1, width=16)
-    folder = tmp_path_factory.mktemp("gen")
-    save_generator(folder / "g.safetensors", module, classes=CLASSES, run_id="test-shard", step=0)
-    export_generator(folder / "g.safetensors", folder / "g.onnx")
-    return folder / "g.onnx"
+    return export_random_generator(tmp_path_factory.mktemp("gen"), CLASSES, SIZE, 1, "test-shard")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +160,7 @@ def test_augment_shards_merge_to_the_single_run(
     count: int,
 ) -> None:
     monkeypatch.setattr(augment_module, "SYNTHETIC_UNIT", 9)  # several units per class in a tiny test
+    input_before = hash_tree(images)
     single = run_augment(images, onnx_gen, tmp_path / "single", pipeline, fmt=fmt)
     assert single["rejected"]["picky_filter"] > 0  # the filter really replaced candidates
     assert sum(single["counts"]["synthetic"].values()) == 100
@@ -181,7 +171,7 @@ def test_augment_shards_merge_to_the_single_run(
     assert merged["counts"] == single["counts"]
     assert hash_tree(tmp_path / "merged") == hash_tree(tmp_path / "single")
     assert summary(tmp_path / "merged") == summary(tmp_path / "single")
-    assert (images / "top" / "000.png").is_file()  # the input is untouched
+    assert hash_tree(images) == input_before  # the input is untouched
 
 
 def test_augment_shortfall_adds_up_across_parts(
