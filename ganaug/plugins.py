@@ -14,12 +14,15 @@ the hook, however the hook is called. The hook specifications are in :mod:`ganau
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import importlib
 import importlib.metadata
 import inspect
+import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +36,7 @@ from ganaug.hookspecs import NO_WRAPPER_HOOKS, PROJECT_NAME, hookimpl
 ENTRY_POINT_GROUP = "ganaug"
 AUTOLOAD_ENV = "GANAUG_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "GANAUG_PLUGINS"
+DISABLE_ENV = "GANAUG_DISABLE_PLUGINS"
 #: Built-in plugins, registered (as modules) before anything else.
 BUILTIN_PLUGINS = (
     "plugins.writers",
@@ -89,8 +93,20 @@ def _check_transform(result: Any, args: Mapping[str, Any]) -> str | None:
         return f"an image that is {_describe(image)}, expected uint8 [H, W, C]"
     if image.shape[2] not in (1, 3):
         return f"an image with {image.shape[2]} channels, expected 1 or 3"
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        return f"an empty image of shape {image.shape}, expected at least 1x1 pixels"
     if isinstance(applied, (str, bytes)) or not isinstance(applied, Sequence):
         return f"applied transforms as {_describe(applied)}, expected a list of dicts or names"
+    problem = _json_problem(list(applied))
+    return f"applied transforms that are not JSON ({problem})" if problem else None
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot go into the manifest or summary.json (None when it can)."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return _first_line(exc)
     return None
 
 
@@ -102,6 +118,46 @@ def _check_writer(result: Any, args: Mapping[str, Any]) -> str | None:
         return f"{_describe(result)} without {', '.join(missing)} (see DatasetWriter)"
     return None
 
+
+def _snapshot_configure(args: Mapping[str, Any]) -> Any:
+    return list(args["context"].classes) if "context" in args else None
+
+
+def _after_configure(before: Any, args: Mapping[str, Any]) -> str | None:
+    if before is not None and list(args["context"].classes) != before:
+        return "changed context.classes (the dataset's classes are read-only)"
+    return None
+
+
+def _snapshot_finish(args: Mapping[str, Any]) -> Any:
+    summary = args.get("summary")
+    if not isinstance(summary, dict):
+        return None
+    return {k: json.dumps(v, sort_keys=True, default=repr) for k, v in summary.items()}
+
+
+def _after_finish(before: Any, args: Mapping[str, Any]) -> str | None:
+    if before is None:
+        return None
+    summary = args["summary"]
+    if not isinstance(summary, dict):
+        return f"left the summary as {_describe(summary)}"
+    for key, dumped in before.items():
+        if key not in summary:
+            return f"removed summary[{key!r}] (add your own key; do not change ganaug's)"
+        if json.dumps(summary[key], sort_keys=True, default=repr) != dumped:
+            return f"changed summary[{key!r}] (add your own key; do not change ganaug's)"
+    problem = _json_problem(summary)
+    return f"left a summary that is not JSON ({problem})" if problem else None
+
+
+#: Checks of what a hook did to its arguments: (snapshot before the call, check after it).
+_ARG_CHECKS: dict[
+    str, tuple[Callable[[Mapping[str, Any]], Any], Callable[[Any, Mapping[str, Any]], str | None]]
+] = {
+    "ganaug_configure": (_snapshot_configure, _after_configure),
+    "ganaug_finish": (_snapshot_finish, _after_finish),
+}
 
 _VALIDATORS: dict[str, Callable[[Any, Mapping[str, Any]], str | None]] = {
     "ganaug_plan": _check_plan,
@@ -120,38 +176,55 @@ def _plugin_error(plugin_name: str, hook_name: str, exc: BaseException) -> Plugi
     return PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {_first_line(exc)}")
 
 
+#: Exceptions from plugin code that are passed through unchanged (everything else, ``SystemExit``
+#: included, becomes a PluginError naming the plugin and hook).
+_PASS_THROUGH = (GanaugError, KeyboardInterrupt, GeneratorExit)
+
+
 def _guard(impl: pluggy.HookImpl, hook_name: str) -> None:
-    """Replace ``impl.function`` by a wrapper that names ``impl``'s plugin and hook in errors."""
+    """Replace ``impl.function`` by a wrapper that names ``impl``'s plugin and hook in errors.
+
+    While plugin code runs, its ``print`` output goes to stderr, so ganaug's ``--json`` output on
+    stdout stays valid.
+    """
     fn = impl.function
     if getattr(fn, "_ganaug_guarded", False):
         return
     plugin_name = impl.plugin_name
     validate = _VALIDATORS.get(hook_name)
+    snapshot, after = _ARG_CHECKS.get(hook_name, (None, None))
     argnames = tuple(impl.argnames)
 
     if inspect.isgeneratorfunction(fn):  # a pluggy wrapper: guard its setup and teardown
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
-                return (yield from fn(*args, **kwargs))
-            except GanaugError:
+                with contextlib.redirect_stdout(sys.stderr):
+                    return (yield from fn(*args, **kwargs))
+            except _PASS_THROUGH:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
                 raise _plugin_error(plugin_name, hook_name, exc) from exc
 
     else:
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            call = {**dict(zip(argnames, args, strict=False)), **kwargs}
+            before = snapshot(call) if snapshot is not None else None
             try:
-                result = fn(*args, **kwargs)
-            except GanaugError:
+                with contextlib.redirect_stdout(sys.stderr):
+                    result = fn(*args, **kwargs)
+            except _PASS_THROUGH:
                 raise
-            except Exception as exc:
+            except BaseException as exc:
                 raise _plugin_error(plugin_name, hook_name, exc) from exc
             if validate is not None and result is not None:
-                problem = validate(result, {**dict(zip(argnames, args, strict=False)), **kwargs})
+                problem = validate(result, call)
                 if problem:
                     raise PluginError(f"plugin {plugin_name!r}: {hook_name} returned {problem}")
+            problem = after(before, call) if after is not None else None
+            if problem:
+                raise PluginError(f"plugin {plugin_name!r}: {hook_name} {problem}")
             return result
 
     functools.update_wrapper(guarded, fn)
@@ -170,6 +243,8 @@ class GanaugPluginManager(pluggy.PluginManager):
         self.origins: dict[str, str] = {}
         #: plugin name -> version string (entry points: the distribution's version).
         self.versions: dict[str, str | None] = {}
+        #: plugin name -> why it was left out (only with ``get_plugin_manager(strict=False)``).
+        self.broken: dict[str, str] = {}
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -198,6 +273,8 @@ class GanaugPluginManager(pluggy.PluginManager):
         try:
             registered = super().register(plugin, name)
         except pluggy.PluginValidationError as exc:
+            with contextlib.suppress(Exception):  # pluggy leaves a half-registered plugin behind
+                self.unregister(plugin)
             raise PluginError(f"plugin {label!r} is invalid: {' '.join(str(exc).split())}") from None
         except ValueError as exc:  # already registered under another name / name taken
             raise PluginError(f"plugin {label!r} cannot be registered: {exc}") from None
@@ -264,10 +341,13 @@ class GanaugPluginManager(pluggy.PluginManager):
 def _import_object(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     try:
-        obj = importlib.import_module(module_name)
+        with contextlib.redirect_stdout(sys.stderr):
+            obj = importlib.import_module(module_name)
     except ImportError as exc:
         raise PluginError(f"cannot import plugin {spec!r}: {_first_line(exc)}") from None
-    except Exception as exc:
+    except _PASS_THROUGH:
+        raise
+    except BaseException as exc:
         raise PluginError(f"plugin {spec!r} failed while being imported: {_first_line(exc)}") from exc
     for part in filter(None, attr.split(".")):
         try:
@@ -295,75 +375,137 @@ def autoload_enabled() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "").strip().lower() not in ("1", "true", "yes", "on")
 
 
-def _load_entry_points(pm: GanaugPluginManager) -> None:
+def disabled_plugins() -> set[str]:
+    """Plugin names listed in ``GANAUG_DISABLE_PLUGINS`` (comma-separated): never imported."""
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def _escape_hatch(name: str, origin: str) -> str:
+    hatch = f"run without it: {DISABLE_ENV}={name}"
+    if origin == "entrypoint":
+        hatch += f", or {AUTOLOAD_ENV}=1 to skip every installed plugin"
+    elif origin in ("env", "option"):
+        hatch += f", or remove it from {PLUGINS_ENV} / --plugin"
+    return hatch
+
+
+def _check_one(pm: GanaugPluginManager, plugin: Any, name: str) -> None:
+    """Refuse (and unregister) a plugin that implements a hook no specification knows."""
+    specced = [n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec()]
+    for hook_name, caller in list(vars(pm.hook).items()):
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.optionalhook:
+                pm.unregister(plugin)
+                close = difflib.get_close_matches(hook_name, specced, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PluginError(f"plugin {name!r} implements unknown hook {hook_name!r}{hint}")
+
+
+def _add(
+    pm: GanaugPluginManager, name: str, origin: str, load: Callable[[], Any], version: Any, strict: bool
+) -> None:
+    """Import (``load``), register and check one plugin; a broken one raises (strict) or is
+    recorded in ``pm.broken`` with the reason."""
+    try:
+        plugin = load()
+        if pm.is_registered(plugin):
+            return
+        registered = pm.register(plugin, name=name)
+        if registered is None:  # blocked
+            return
+        _check_one(pm, plugin, registered)
+    except PluginError as exc:
+        if strict:
+            raise PluginError(f"{exc}; {_escape_hatch(name, origin)}") from exc.__cause__
+        pm.broken[name] = str(exc)
+        pm.origins[name] = origin
+        return
+    pm.origins[registered] = origin
+    pm.versions[registered] = version(plugin) if callable(version) else version
+
+
+def _load_entry_points(pm: GanaugPluginManager, strict: bool) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
             continue
         dist = getattr(ep, "dist", None)
         where = f"entry point {ep.name!r}" + (f" of {dist.metadata['Name']}" if dist is not None else "")
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            raise PluginError(f"cannot load plugin {where} ({ep.value}): {_first_line(exc)}") from exc
-        pm.register(plugin, name=ep.name)
-        pm.origins[ep.name] = "entrypoint"
-        pm.versions[ep.name] = dist.version if dist is not None else _version_of(plugin)
+
+        def load(ep: Any = ep, where: str = where) -> Any:
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    return ep.load()
+            except _PASS_THROUGH:
+                raise
+            except BaseException as exc:
+                raise PluginError(f"cannot load plugin {where} ({ep.value}): {_first_line(exc)}") from exc
+
+        version = dist.version if dist is not None else _version_of
+        _add(pm, ep.name, "entrypoint", load, version, strict)
 
 
-def _register_spec(pm: GanaugPluginManager, spec: Any, origin: str) -> None:
+def _register_spec(pm: GanaugPluginManager, spec: Any, origin: str, strict: bool = True) -> None:
     if isinstance(spec, str):
         spec = spec.strip()
-        if not spec:
+        if not spec or pm.has_plugin(spec) or pm.is_blocked(spec):
             return
-        if pm.has_plugin(spec):
-            return
-        plugin = _import_object(spec)
-        name = spec
-    else:
-        plugin, name = spec, None
-    if pm.is_registered(plugin):
+        _add(pm, spec, origin, lambda: _import_object(spec), _version_of, strict)
         return
-    registered = pm.register(plugin, name=name)
+    if pm.is_registered(spec):
+        return
+    registered = pm.register(spec)
     if registered is not None:
         pm.origins[registered] = origin
-        pm.versions[registered] = _version_of(plugin)
+        pm.versions[registered] = _version_of(spec)
 
 
 def get_plugin_manager(
-    plugins: Sequence[str | object] = (), *, autoload: bool | None = None, builtins: bool = True
+    plugins: Sequence[str | object] = (),
+    *,
+    autoload: bool | None = None,
+    builtins: bool = True,
+    strict: bool = True,
 ) -> GanaugPluginManager:
     """A fresh, checked plugin manager.
 
     ``plugins``: extra plugins (``"module.path"``, ``"module.path:attr"`` or objects), registered
     last, after the modules named in ``GANAUG_PLUGINS``. ``autoload``: load entry points (default:
     unless ``GANAUG_DISABLE_PLUGIN_AUTOLOAD=1``, which, as in pytest, leaves ``GANAUG_PLUGINS`` on).
-    ``builtins=False`` leaves out ``plugins/``.
-    Raises :class:`PluginError` for a plugin that cannot be imported or has an unknown hook.
+    ``builtins=False`` leaves out ``plugins/``. Plugins named in ``GANAUG_DISABLE_PLUGINS``
+    (comma-separated) are not loaded at all.
+    Raises :class:`PluginError` for a plugin that cannot be imported, does not fit its hooks or
+    implements an unknown hook, naming it and how to run without it; with ``strict=False`` such a
+    plugin is left out instead and listed in ``pm.broken`` (name -> reason).
     """
     from ganaug import __version__
 
     pm = GanaugPluginManager()
+    for name in disabled_plugins():
+        pm.set_blocked(name)
     if builtins:
         for module_name in BUILTIN_PLUGINS:
-            module = importlib.import_module(module_name)
-            pm.register(module, name=module_name)
-            pm.origins[module_name] = "builtin"
-            pm.versions[module_name] = __version__
+            if not pm.is_blocked(module_name):
+                pm.register(importlib.import_module(module_name), name=module_name)
+                pm.origins[module_name] = "builtin"
+                pm.versions[module_name] = __version__
     if autoload is None:
         autoload = autoload_enabled()
     if autoload:
-        _load_entry_points(pm)
+        _load_entry_points(pm, strict)
     for spec in os.environ.get(PLUGINS_ENV, "").split(","):
-        _register_spec(pm, spec, "env")
+        _register_spec(pm, spec, "env", strict)
     for spec in plugins:
-        _register_spec(pm, spec, "option")
+        _register_spec(pm, spec, "option", strict)
     pm.check()
     return pm
 
 
 def plugin_infos(pm: GanaugPluginManager) -> list[dict[str, Any]]:
-    """Name, version, origin and implemented hooks of every registered plugin, in registration order."""
-    infos = []
+    """Name, version, origin and implemented hooks of every registered plugin, in registration order,
+    then the broken ones left out by ``get_plugin_manager(strict=False)`` (with ``"error"``)."""
+    infos: list[dict[str, Any]] = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:
             continue
@@ -376,13 +518,34 @@ def plugin_infos(pm: GanaugPluginManager) -> list[dict[str, Any]]:
                 "hooks": hooks,
             }
         )
+    for name, reason in pm.broken.items():
+        infos.append(
+            {
+                "name": name,
+                "version": None,
+                "origin": pm.origins.get(name, "api"),
+                "hooks": [],
+                "error": reason,
+            }
+        )
     return infos
 
 
 def add_plugin_commands(cli: Any, pm: GanaugPluginManager | None = None) -> None:
-    """Let plugins add subcommands to the click group ``cli`` (``ganaug_register_commands``)."""
-    pm = pm if pm is not None else get_plugin_manager()
-    pm.hook.ganaug_register_commands(cli=cli)
+    """Let plugins add subcommands to the click group ``cli`` (``ganaug_register_commands``).
+
+    A broken plugin does not take the others' commands down: it is left out with a one-line
+    warning on stderr, and so is a plugin whose ``ganaug_register_commands`` fails.
+    """
+    pm = pm if pm is not None else get_plugin_manager(strict=False)
+    problems = [f"{reason}; {_escape_hatch(n, pm.origins.get(n, ''))}" for n, reason in pm.broken.items()]
+    for impl in pm.impls("ganaug_register_commands"):
+        try:
+            impl.function(cli=cli)
+        except PluginError as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 def parse_plugin_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -406,11 +569,13 @@ def parse_plugin_options(pairs: Sequence[str]) -> dict[str, Any]:
 __all__ = [
     "AUTOLOAD_ENV",
     "BUILTIN_PLUGINS",
+    "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
     "PLUGINS_ENV",
     "GanaugPluginManager",
     "add_plugin_commands",
     "autoload_enabled",
+    "disabled_plugins",
     "get_plugin_manager",
     "hookimpl",
     "parse_plugin_options",

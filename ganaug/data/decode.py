@@ -67,6 +67,8 @@ def _decode(path: str) -> Decoded:
         with Image.open(path) as img:
             img.load()
             arr, channels = _to_array(img)
+        if arr.size == 0:
+            return Decoded(None, error=f"0-pixel image ({arr.shape[1]}x{arr.shape[0]})")
         return Decoded(arr, size=(arr.shape[1], arr.shape[0]), channels=channels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Decoded(None, error=f"refused: decompression bomb ({exc.__class__.__name__})")

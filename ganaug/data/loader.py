@@ -117,6 +117,7 @@ def _source_parts(path: Path, kind: str, labels: Path | None) -> tuple[dict[str,
         "path": str(path.resolve()),
         "files": _stat_key(entries.paths),
         "labels": entries.labels,
+        **({"classes": entries.classes} if entries.classes else {}),
     }
     return parts, entries
 
@@ -155,7 +156,7 @@ def _scan(
     good = [
         (p, lab, d) for p, lab, d in zip(entries.paths, entries.labels, decoded, strict=True) if not d.error
     ]
-    classes = _class_list(entries.labels)
+    classes = entries.classes or _class_list(entries.labels)  # classes.json order when present
     index = {n: i for i, n in enumerate(classes)}
     arrays = [d.array for _, _, d in good]
     label_idx = np.array([index[lab] for _, lab, _ in good], dtype=np.int64)

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import gzip
 import json
+import math
 import os
 import re
 import zipfile
@@ -82,6 +83,8 @@ class FileEntries:
     paths: list[str]
     labels: list[str]
     problems: list[str] = field(default_factory=list)
+    #: class order from the folder's ``classes.json`` (written by ganaug), when it lists every class
+    classes: list[str] | None = None
 
 
 def detect_kind(path: Path) -> str:
@@ -112,12 +115,37 @@ def check_label_name(label: str, where: str) -> str:
     return label
 
 
-def _inside(root: Path, path: Path) -> bool:
+def _inside(root: Path, path: Path) -> bool | None:
+    """Whether ``path`` resolves to somewhere under ``root``; None for a symlink loop."""
     try:
         path.resolve().relative_to(root)
     except ValueError:
         return False
+    except (RuntimeError, OSError):  # "Symlink loop" (RuntimeError before Python 3.13, then OSError)
+        return None
     return True
+
+
+def check_unique_classes(classes: list[str], where: str) -> None:
+    """Refuse two class names that are equal, or map to the same output folder name.
+
+    Folder names are compared as :func:`ganaug.dataset_writer.safe_class_dirname` writes them, case
+    folded (``Cat`` and ``cat``, ``a:b`` and ``a_b`` collide on some file systems), so a dataset that
+    reads is one ``augment``, ``sample`` and ``export`` can also write.
+    """
+    from ganaug.dataset_writer import safe_class_dirname
+
+    seen: dict[str, str] = {}
+    for name in classes:
+        try:
+            key = safe_class_dirname(name).casefold()
+        except DataError:  # not writable as a folder: the writer says so if it is ever asked to
+            key = name.casefold()
+        if key in seen:
+            first = seen[key]
+            same = "twice" if first == name else f"and {name!r} (both become folder {key!r})"
+            raise DataError(f"{where}: duplicate class name {first!r} {same}; rename one of them")
+        seen[key] = name
 
 
 def list_imagefolder(root: Path) -> FileEntries:
@@ -126,12 +154,15 @@ def list_imagefolder(root: Path) -> FileEntries:
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"{root}: no class folders found (expected {root}/<class>/<image files>)")
+    check_unique_classes([d.name for d in class_dirs], str(root))
     entries = FileEntries([], [])
     escaped: list[str] = []
+    loops: list[str] = []
     empty: list[str] = []
     for class_dir in class_dirs:
-        if not _inside(root_resolved, class_dir):
-            escaped.append(str(class_dir))
+        inside = _inside(root_resolved, class_dir)
+        if not inside:
+            (escaped if inside is False else loops).append(str(class_dir))
             continue
         found = 0
         for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=False):
@@ -140,9 +171,11 @@ def list_imagefolder(root: Path) -> FileEntries:
                 file = Path(dirpath) / fname
                 if Path(fname).suffix.lower() not in IMAGE_EXTENSIONS or fname.startswith("."):
                     continue
-                if file.is_symlink() and not _inside(root_resolved, file):
-                    escaped.append(str(file))
-                    continue
+                if file.is_symlink():
+                    inside = _inside(root_resolved, file)
+                    if not inside:
+                        (escaped if inside is False else loops).append(str(file))
+                        continue
                 entries.paths.append(str(file))
                 entries.labels.append(class_dir.name)
                 found += 1
@@ -154,7 +187,31 @@ def list_imagefolder(root: Path) -> FileEntries:
         entries.problems.append(
             f"{len(escaped)} symlink(s) leaving {root} not followed, e.g. {', '.join(escaped[:3])}"
         )
+    if loops:
+        entries.problems.append(f"skipped {len(loops)} symlink loop(s), e.g. {', '.join(loops[:3])}")
+    entries.classes = folder_class_order(root, set(entries.labels), entries.problems)
     return entries
+
+
+CLASS_ORDER_FILE = "classes.json"
+
+
+def folder_class_order(root: Path, present: set[str], problems: list[str]) -> list[str] | None:
+    """The class order in ``root/classes.json`` (a JSON list of names, as ``ganaug sample``/``augment``
+    and ``data example`` write it), keeping only the classes that have images; ``None`` (sorted folder
+    names) when the file is absent, unreadable or does not name every class folder."""
+    file = root / CLASS_ORDER_FILE
+    if not file.is_file():
+        return None
+    try:
+        names = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        names = None
+    ok = isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+    if not ok or not present <= set(names):
+        problems.append(f"{file}: ignored (not a list of every class folder's name); classes in sorted order")
+        return None
+    return [n for n in names if n in present]
 
 
 def _manifest_rows_csv(path: Path) -> list[tuple[int, str, str]]:
@@ -194,7 +251,13 @@ def _manifest_rows_jsonl(path: Path) -> list[tuple[int, str, str]]:
             raise DataError(f"{path}:{lineno}: not valid JSON (or nested too deeply)") from None
         if not isinstance(obj, dict) or "path" not in obj or "label" not in obj:
             raise DataError(f"{path}:{lineno}: expected an object with 'path' and 'label'")
-        out.append((lineno, str(obj["path"]), str(obj["label"])))
+        for key, allowed in (("path", (str,)), ("label", (str, int, float))):
+            value = obj[key]
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                kind = "null" if value is None else type(value).__name__
+                want = "a string" if key == "path" else "a string or a number"
+                raise DataError(f"{path}:{lineno}: '{key}' is {kind}, expected {want}")
+        out.append((lineno, obj["path"], str(obj["label"])))
     return out
 
 
@@ -211,7 +274,7 @@ def list_manifest(path: Path, kind: str) -> FileEntries:
     rows = _manifest_rows_csv(path) if kind == "csv" else _manifest_rows_jsonl(path)
     base = path.parent
     entries = FileEntries([], [])
-    seen: set[str] = set()
+    seen: dict[str, tuple[int, str]] = {}
     duplicates = 0
     missing: list[str] = []
     for lineno, rel, label in rows:
@@ -219,9 +282,15 @@ def list_manifest(path: Path, kind: str) -> FileEntries:
         file = Path(rel) if os.path.isabs(rel) else base / rel
         key = os.path.normpath(str(file))
         if key in seen:
+            first_line, first_label = seen[key]
+            if first_label != label:
+                raise DataError(
+                    f"{path}:{lineno}: {rel} is listed again with label {label!r}, "
+                    f"but line {first_line} gives it {first_label!r}"
+                )
             duplicates += 1
             continue
-        seen.add(key)
+        seen[key] = (lineno, label)
         if not file.is_file():
             missing.append(f"{rel} (line {lineno})")
             continue
@@ -233,51 +302,111 @@ def list_manifest(path: Path, kind: str) -> FileEntries:
         entries.problems.append(f"{duplicates} duplicate path(s) in {path} ignored")
     if not entries.paths:
         raise DataError(f"{path}: manifest lists no images")
+    check_unique_classes(sorted(set(entries.labels)), str(path))
     return entries
 
 
-def _read_at_most(fh, limit: int, chunk: int = 1 << 24) -> bytes:
-    """Up to ``limit`` bytes, read in chunks (no buffer sized by an untrusted header)."""
-    parts, size = [], 0
-    while size < limit:
-        block = fh.read(min(chunk, limit - size))
-        if not block:
-            break
-        parts.append(block)
-        size += len(block)
-    return b"".join(parts)
+#: Deflate cannot expand data by more than about 1032:1; a gzip file promising more is damaged.
+_GZIP_MAX_RATIO = 1100
 
 
-def _parse_idx(path: Path, expect_magic: int, what: str) -> np.ndarray:
-    """Read an IDX file (raw or gzip). The body is read only after the header's size passed the
-    memory limit, and never past what the header promises (a gzip bomb is not inflated)."""
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
+class _IdxFile:
+    """An open IDX file (raw or gzip) whose header has been read; the body is read on demand."""
+
+    def __init__(self, path: Path, expect_magic: int, what: str) -> None:
+        self.path, self.what = path, what
+        with open(path, "rb") as raw:
+            self.gz = raw.read(2) == b"\x1f\x8b"
+        self.fh = gzip.open(path, "rb") if self.gz else open(path, "rb")  # noqa: SIM115 (close())
+        try:
+            self.dims = self._header(expect_magic)
+        except BaseException:
+            self.fh.close()
+            raise
+
+    def _header(self, expect_magic: int) -> list[int]:
+        start = self.fh.read(4)
+        if len(start) < 4:
+            raise DataError(f"{self.path}: too short to be an IDX {self.what} file")
+        magic = int.from_bytes(start, "big")
+        if magic != expect_magic:
+            raise DataError(f"{self.path}: IDX magic {magic}, expected {expect_magic} for {self.what}")
+        ndim = expect_magic & 0xFF
+        head = self.fh.read(4 * ndim)
+        if len(head) < 4 * ndim:
+            raise DataError(f"{self.path}: truncated IDX header")
+        dims = [int.from_bytes(head[4 * i : 4 + 4 * i], "big") for i in range(ndim)]
+        if ndim == 3 and len(dims) == 3 and dims[0] and not (dims[1] and dims[2]):
+            raise DataError(f"{self.path}: IDX images of {dims[2]}x{dims[1]} pixels (0-pixel images)")
+        return dims
+
+    @property
+    def size(self) -> int:
+        """Body bytes the header promises."""
+        return math.prod(self.dims)
+
+    def check_possible(self) -> None:
+        """Refuse a header promising more bytes than the file can hold, before reading the body."""
+        on_disk = self.path.stat().st_size
+        header = 4 + 4 * len(self.dims)
+        if not self.gz and on_disk != header + self.size:
+            raise DataError(
+                f"{self.path}: IDX body has {max(on_disk - header, 0)} bytes, header says {self.size} "
+                f"({self.dims})"
+            )
+        if self.gz and self.size > _GZIP_MAX_RATIO * on_disk:
+            raise DataError(
+                f"{self.path}: IDX header promises {_human(self.size)} ({self.dims}), more than a "
+                f"{_human(on_disk)} gzip file can hold; the file is damaged"
+            )
+
+    def read_body(self) -> np.ndarray:
+        """The body as uint8 in the header's shape, read in chunks into one buffer (never more)."""
+        expected = self.size
+        out = np.empty(expected, dtype=np.uint8)  # pages are committed only as they are filled
+        view, got = memoryview(out), 0
+        try:
+            while got < expected:
+                n = self.fh.readinto(view[got : got + (1 << 24)])
+                if not n:
+                    break
+                got += n
+            extra = self.fh.read(1)  # at the end of a gzip stream this also checks its CRC
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{self.path}: cannot decompress ({exc})") from None
+        if got != expected or extra:
+            shown = f"{got}" if got < expected else f"more than {expected}"
+            raise DataError(f"{self.path}: IDX body has {shown} bytes, header says {expected} ({self.dims})")
+        return out.reshape(self.dims)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _open_idx(path: Path, expect_magic: int, what: str) -> _IdxFile:
     try:
-        with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
-            start = fh.read(4)
-            if len(start) < 4:
-                raise DataError(f"{path}: too short to be an IDX {what} file")
-            magic = int.from_bytes(start, "big")
-            if magic != expect_magic:
-                raise DataError(f"{path}: IDX magic {magic}, expected {expect_magic} for {what}")
-            ndim = expect_magic & 0xFF
-            head = fh.read(4 * ndim)
-            if len(head) < 4 * ndim:
-                raise DataError(f"{path}: truncated IDX header")
-            dims = [int.from_bytes(head[4 * i : 4 + 4 * i], "big") for i in range(ndim)]
-            expected = 1
-            for d in dims:
-                expected *= d
-            if ndim == 3:
-                check_dataset_size(dims[0], dims[1], dims[2], 1, str(path))
-            body = _read_at_most(fh, expected + 1)
+        return _IdxFile(path, expect_magic, what)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot decompress ({exc})") from None
-    if len(body) != expected:
-        shown = f"{len(body)}" if len(body) <= expected else f"more than {expected}"
-        raise DataError(f"{path}: IDX body has {shown} bytes, header says {expected} ({dims})")
-    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Both headers first (memory limit, matching counts, sizes the files can hold), then bodies."""
+    img = _open_idx(images, IDX_IMAGES_MAGIC, "images")
+    try:
+        lab = _open_idx(labels, IDX_LABELS_MAGIC, "labels")
+        try:
+            n, h, w = img.dims
+            check_dataset_size(n, h, w, 1, str(images))
+            if lab.dims[0] != n:
+                raise DataError(f"{images}: {n} images but {labels} has {lab.dims[0]} labels")
+            img.check_possible()
+            lab.check_possible()
+            return img.read_body(), lab.read_body().astype(np.int64)
+        finally:
+            lab.close()
+    finally:
+        img.close()
 
 
 def default_idx_labels(images: Path) -> Path:
@@ -302,7 +431,9 @@ def idx_class_names(images: Path, num_classes: int) -> list[str]:
         names = [line.strip() for line in _read_text(txt).splitlines() if line.strip()]
         if len(names) < num_classes:
             raise DataError(f"{txt}: {len(names)} class names for {num_classes} label values")
-        return [check_label_name(n.replace("/", "-"), str(txt)) for n in names]
+        names = [check_label_name(n.replace("/", "-"), str(txt)) for n in names]
+        check_unique_classes(names, str(txt))
+        return names
     if "fashion" in images.resolve().parent.name.lower() and num_classes <= 10:
         return [n.replace("/", "-") for n in FASHION_MNIST_CLASSES]
     return [str(i) for i in range(num_classes)]
@@ -311,10 +442,7 @@ def idx_class_names(images: Path, num_classes: int) -> list[str]:
 def read_idx(images: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images (uint8 NHWC) and labels of an IDX pair."""
     labels = labels or default_idx_labels(images)
-    arr = _parse_idx(images, IDX_IMAGES_MAGIC, "images")
-    lab = _parse_idx(labels, IDX_LABELS_MAGIC, "labels").astype(np.int64)
-    if len(arr) != len(lab):
-        raise DataError(f"{images}: {len(arr)} images but {labels} has {len(lab)} labels")
+    arr, lab = _read_idx_pair(images, labels)
     num_classes = int(lab.max()) + 1 if len(lab) else 0
     return arr[..., None], lab, idx_class_names(images, num_classes)
 
@@ -376,6 +504,8 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
         raise DataError(f"{path}: 'images' must be N,H,W or N,H,W,C with C in 1/3/4, got {images.shape}")
+    if len(images) and not (images.shape[1] and images.shape[2]):
+        raise DataError(f"{path}: 'images' are {images.shape[2]}x{images.shape[1]} pixels (0-pixel images)")
     if images.shape[-1] == 4:
         images = images[..., :3]
     if labels.ndim != 1 or len(labels) != len(images):
@@ -405,4 +535,5 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     else:
         raise DataError(f"{path}: 'labels' must be integers or strings, got {labels.dtype}")
     classes = [check_label_name(c, str(path)) for c in classes]
+    check_unique_classes(classes, str(path))
     return np.ascontiguousarray(images), labels, classes
