@@ -17,6 +17,7 @@ single byte of it is interpreted as code.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,26 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganaug import __version__
-from ganaug.errors import CheckpointError
+from ganaug.errors import CheckpointError, GanaugError
 from ganaug.fileio import atomic_path, sha256_file
+from ganaug.runtime import MAX_CLASSES, check_class_names
 
 GENERATOR_FORMAT = "generator-v1"
 TRAINING_FORMAT = "training-v1"
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"}
+# Bounds on untrusted model metadata, checked before any model is built: generous for real
+# generators, finite for hostile files (a width of 1e6 would otherwise ask torch for ~40 GB).
+MAX_PARAMETERS = 1 << 29  # 512 M parameters (2 GiB in fp32)
+MAX_META_CHARS = 16 << 20
+MODEL_INT_BOUNDS = {
+    "num_classes": (1, MAX_CLASSES),
+    "z_dim": (1, 4096),
+    "image_size": (1, 1024),
+    "channels": (1, 3),
+    "width": (1, 4096),
+    "embed_dim": (1, 4096),
+}
+OTHER_INT_BOUND = 1 << 20  # any other integer option of a model family
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 def base_metadata(kind: str, classes: list[str], run_id: str, step: int) -> dict[str, str]:
     """The ``ganaug.*`` metadata every weights file carries (format, classes, run id, step, version)."""
+    check_class_names(list(classes), "classes to save")
     return {
         "ganaug.format": kind,
         "ganaug.classes": json.dumps(list(classes)),
@@ -127,27 +143,120 @@ def resolve_weights(source: str | Path) -> Path:
     return source
 
 
+def _json_meta(path: Path, meta: dict[str, str], key: str) -> Any:
+    value = meta.get(key)
+    if value is None:
+        raise CheckpointError(f"{path}: ganaug metadata is missing {key}")
+    if len(value) > MAX_META_CHARS:
+        raise CheckpointError(f"{path}: metadata {key} is {len(value)} characters, over the limit")
+    try:
+        return json.loads(value)
+    except RecursionError:
+        raise CheckpointError(f"{path}: metadata {key} is nested too deeply") from None
+    except ValueError:
+        raise CheckpointError(f"{path}: metadata {key} is not valid JSON") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_option(path: Path, key: str, value: Any) -> None:
+    """One model option: a bounded int, finite float, short string, bool, None or short flat list."""
+    where = f"{path}: ganaug.model {key!r}"
+    if key in MODEL_INT_BOUNDS and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CheckpointError(f"{where} must be an integer, got {_short(value)}")
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        low, high = MODEL_INT_BOUNDS.get(key, (-OTHER_INT_BOUND, OTHER_INT_BOUND))
+        if not low <= value <= high:
+            raise CheckpointError(f"{where} must be an integer in [{low}, {high}], got {_short(value)}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise CheckpointError(f"{where} must be finite, got {value!r}")
+    elif isinstance(value, str):
+        if len(value) > 256:
+            raise CheckpointError(f"{where} is a string of {len(value)} characters (at most 256)")
+    elif isinstance(value, list) and len(value) <= 64 and not any(isinstance(v, (list, dict)) for v in value):
+        for item in value:
+            _check_option(path, key, item)
+    else:
+        raise CheckpointError(f"{where} has an unusable value {_short(value)}")
+
+
+def check_model_config(path: Path, config: Any, classes: list[str]) -> dict[str, Any]:
+    """Validate a generator config from metadata before anything is built (CheckpointError)."""
+    if not isinstance(config, dict) or not isinstance(config.get("arch"), str):
+        raise CheckpointError(
+            f"{path}: ganaug.model must be an object with a string 'arch', got {_short(config)}"
+        )
+    for key in ("num_classes", "z_dim", "image_size", "channels"):
+        if key not in config:
+            raise CheckpointError(f"{path}: ganaug.model has no {key!r}")
+    for key, value in config.items():
+        _check_option(path, key, value)
+    if config["channels"] not in (1, 3):
+        raise CheckpointError(f"{path}: ganaug.model 'channels' must be 1 or 3, got {config['channels']}")
+    if config["num_classes"] != len(classes):
+        raise CheckpointError(
+            f"{path}: ganaug.classes names {len(classes)} classes but the model has {config['num_classes']}"
+        )
+    _check_model_size(path, config)
+    return config
+
+
+def _build(path: Path, config: dict[str, Any]) -> torch.nn.Module:
+    from ganaug.models import build_generator
+
+    try:
+        return build_generator(**config)
+    except (GanaugError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: ganaug.model cannot be built ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _check_model_size(path: Path, config: dict[str, Any]) -> None:
+    """Build the model on the meta device (no memory) and refuse more than MAX_PARAMETERS."""
+    with torch.device("meta"):
+        module = _build(path, config)
+    size = sum(t.numel() for t in module.parameters()) + sum(t.numel() for t in module.buffers())
+    if size > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{path}: ganaug.model describes a generator of {size:,} parameters, "
+            f"over the limit of {MAX_PARAMETERS:,}"
+        )
+
+
 def load_generator_info(source: str | Path) -> GeneratorInfo:
-    """Describe the generator in a run directory or weights file without building it."""
+    """Describe the generator in a run directory or weights file without building it.
+
+    Every ``ganaug.*`` field is validated (types, bounds, class names unique and as many as the
+    model's classes, model size) before anything is allocated; a bad file is a CheckpointError.
+    """
     path = resolve_weights(source)
     meta = read_metadata(path)
-    try:
-        config = json.loads(meta["ganaug.model"])
-        classes = json.loads(meta["ganaug.classes"])
-        step = int(meta.get("ganaug.step", "0"))
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: damaged ganaug metadata ({exc})") from None
+    classes = check_class_names(_json_meta(path, meta, "ganaug.classes"), f"{path}: ganaug.classes")
+    config = check_model_config(path, _json_meta(path, meta, "ganaug.model"), classes)
+    step_text = meta.get("ganaug.step", "0")
+    if not (step_text.isascii() and step_text.isdigit() and len(step_text) <= 15):
+        raise CheckpointError(f"{path}: ganaug.step must be a non-negative integer, got {_short(step_text)}")
     prefix = ""
     if meta["ganaug.format"] == TRAINING_FORMAT:
         with safe_open(str(path), framework="pt") as fh:
             prefix = "E." if any(k.startswith("E.") for k in fh.keys()) else "G."  # noqa: SIM118
     return GeneratorInfo(
-        classes=list(classes),
+        classes=classes,
         config=config,
         run_id=meta.get("ganaug.run_id", ""),
         weights_path=path,
         weights_sha256=sha256_file(path),
-        step=step,
+        step=int(step_text),
         prefix=prefix,
     )
 
@@ -176,10 +285,8 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu") -> to
 
     The module gets an attribute ``ganaug_info`` (:class:`GeneratorInfo`).
     """
-    from ganaug.models import build_generator
-
     info = load_generator_info(source)
-    module = build_generator(**info.config)
+    module = _build(info.weights_path, info.config)
     load_module_state(module, load_state(info.weights_path, info.prefix), info.weights_path)
     module.to(device).eval()
     module.ganaug_info = info

@@ -30,6 +30,13 @@ from ganaug.noise import NoiseStream
 LAYOUTS = ("uint8-nhwc", "float-nchw")
 META_PREFIX = "ganaug."
 REQUIRED_META = ("version", "classes", "z_dim", "image_size", "channels", "layout")
+# Bounds on untrusted metadata: generous for any real generator, finite for a hostile file.
+MAX_META_CHARS = 16 << 20  # one ganaug.* value, as JSON text
+MAX_META_DEPTH = 16  # nesting of lists/objects in one value
+MAX_CLASSES = 100_000
+MAX_CLASS_NAME = 1024
+META_INT_BOUNDS = {"z_dim": 4096, "image_size": 1024}
+PROBE_BATCH = 64  # load-time probe: every label at least once, in batches of up to this size
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
@@ -125,21 +132,68 @@ def make_noise(seed: int | None, z_dim: int, truncation: float | None, start: in
     """The ganaug latent stream from row ``start``, with option errors reported as UsageError."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise UsageError(f"seed must be an integer or None, got {seed!r}")
+    if truncation is not None and not (
+        isinstance(truncation, (int, float, np.number)) and np.isfinite(truncation) and truncation > 0
+    ):
+        raise UsageError(f"truncation must be a finite number > 0 or None, got {truncation!r}")
     try:
         return NoiseStream(None if seed is None else int(seed), z_dim, truncation, start=start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level > MAX_META_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _load_json(path: Path, key: str, value: str) -> Any:
+    if len(value) > MAX_META_CHARS:
+        raise CheckpointError(f"{path}: metadata {key} is {len(value)} characters, over the limit")
+    try:
+        parsed = json.loads(value)
+    except RecursionError:
+        raise CheckpointError(f"{path}: metadata {key} is nested too deeply") from None
+    except ValueError:
+        raise CheckpointError(f"{path}: metadata {key} is not valid JSON") from None
+    if _depth(parsed) > MAX_META_DEPTH:
+        raise CheckpointError(f"{path}: metadata {key} is nested too deeply")
+    return parsed
+
+
+def check_class_names(classes: Any, where: str, error: type[Exception] = CheckpointError) -> list[str]:
+    """A non-empty list of unique, non-empty class-name strings (bounded), else ``error``."""
+    if not isinstance(classes, list) or not classes or len(classes) > MAX_CLASSES:
+        raise error(
+            f"{where} must be a non-empty list of at most {MAX_CLASSES} class names, "
+            f"got {type(classes).__name__}"
+            + (f" of length {len(classes)}" if isinstance(classes, list) else "")
+        )
+    if not all(isinstance(c, str) and 0 < len(c) <= MAX_CLASS_NAME for c in classes):
+        raise error(f"{where} must hold non-empty strings of at most {MAX_CLASS_NAME} characters")
+    if len(set(classes)) != len(classes):
+        dupes = sorted({c for c in classes if classes.count(c) > 1}) if len(classes) < 1000 else []
+        raise error(
+            f"{where} contains duplicate names" + (f" ({', '.join(map(repr, dupes[:5]))})" if dupes else "")
+        )
+    return list(classes)
+
+
 def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not key.startswith(META_PREFIX):
-            continue
-        try:
-            meta[key[len(META_PREFIX) :]] = json.loads(value)
-        except ValueError:
-            raise CheckpointError(f"{path}: metadata {key} is not valid JSON") from None
+    meta = {
+        key[len(META_PREFIX) :]: _load_json(path, key, value)
+        for key, value in raw.items()
+        if key.startswith(META_PREFIX)
+    }
     if not meta:
         raise CheckpointError(f"{path}: ONNX file without ganaug.* metadata (not a ganaug generator)")
     missing = [k for k in REQUIRED_META if k not in meta]
@@ -147,21 +201,30 @@ def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: ganaug metadata is missing {', '.join(META_PREFIX + k for k in missing)}"
         )
-    classes = meta["classes"]
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
-        raise CheckpointError(f"{path}: ganaug.classes must be a non-empty list of class names")
-    if len(set(classes)) != len(classes):
-        raise CheckpointError(f"{path}: ganaug.classes contains duplicate names")
-    for key in ("z_dim", "image_size"):
-        if isinstance(meta[key], bool) or not isinstance(meta[key], int) or meta[key] < 1:
-            raise CheckpointError(f"{path}: ganaug.{key} must be a positive integer, got {meta[key]!r}")
-    if meta["channels"] not in (1, 3):
-        raise CheckpointError(f"{path}: ganaug.channels must be 1 or 3, got {meta['channels']!r}")
-    if meta["layout"] not in LAYOUTS:
+    check_class_names(meta["classes"], f"{path}: ganaug.classes")
+    for key, high in META_INT_BOUNDS.items():
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise CheckpointError(
+                f"{path}: ganaug.{key} must be an integer in [1, {high}], got {_short(value)}"
+            )
+    if isinstance(meta["channels"], bool) or meta["channels"] not in (1, 3):
+        raise CheckpointError(f"{path}: ganaug.channels must be 1 or 3, got {_short(meta['channels'])}")
+    if not isinstance(meta["layout"], str) or meta["layout"] not in LAYOUTS:
         raise CheckpointError(
-            f"{path}: ganaug.layout must be one of {', '.join(LAYOUTS)}, got {meta['layout']!r}"
+            f"{path}: ganaug.layout must be one of {', '.join(LAYOUTS)}, got {_short(meta['layout'])}"
         )
     return meta
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _dims_agree(actual: Sequence[Any], expected: Sequence[int | None]) -> bool:
@@ -202,7 +265,7 @@ class OnnxGenerator(PerClassMixin):
         providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
         session_options: Any = None,
     ) -> None:
-        ort = _import_ort()
+        ort = self._ort = _import_ort()
         self.path = Path(path)
         self._sha256: str | None = None
         if not self.path.is_file():
@@ -274,27 +337,61 @@ class OnnxGenerator(PerClassMixin):
                 f"{where}: output image is {image.type} {image.shape}, but metadata says layout "
                 f"{self.layout} with image_size {h} and {c} channel(s)"
             )
-        # One probe sample with the highest class index: a class count larger than the graph's
-        # embedding, or shapes that only show at run time, fail here rather than mid-job.
-        z0 = np.zeros((1, self.z_dim), dtype=np.float32)
-        try:
-            out = self._run(z0, np.array([self.num_classes - 1], dtype=np.int64))
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self._probe()
+
+    def _probe(self) -> None:
+        """Run the documented contract once at load time, cheaply (zero latents).
+
+        Batches of 1 and 2 images and every label at least once (in batches of up to
+        :data:`PROBE_BATCH`) must give images of the promised dtype and shape, so a graph that only
+        works at batch 1 or for some labels fails here rather than mid-job. On the CPU provider,
+        the label one past the last class must fail: a graph that accepts it has more classes than
+        its metadata names.
+        """
+        n = self.num_classes
+        batches = [np.array([n - 1]), np.array([0, n - 1])]
+        batches += [np.arange(i, min(i + PROBE_BATCH, n)) for i in range(0, n, PROBE_BATCH)]
+        for labels in batches:
+            try:
+                self._run(np.zeros((len(labels), self.z_dim), dtype=np.float32), labels.astype(np.int64))
+            except CheckpointError as exc:
+                raise CheckpointError(
+                    f"{exc} (load-time check: its metadata does not match the graph)"
+                ) from None
+        if self.providers[:1] == ["CPUExecutionProvider"]:
+            try:
+                quiet = self._ort.RunOptions()
+                quiet.log_severity_level = 4  # the expected failure is not worth an ERROR log line
+                feed = {"z": np.zeros((1, self.z_dim), np.float32), "label": np.array([n], dtype=np.int64)}
+                self._session.run(["image"], feed, quiet)
+            except Exception:  # the expected outcome: label n is out of the graph's range
+                return
             raise CheckpointError(
-                f"{where}: generator failed on class index {self.num_classes - 1} ({first[:200]}); "
-                "its metadata does not match the graph"
-            ) from None
-        if out.shape != (1, h, w, c):
-            raise CheckpointError(
-                f"{where}: generator returned shape {out.shape}, metadata says (1, {h}, {w}, {c})"
+                f"{self.path}: the graph accepts label index {n}, but ganaug.classes names only {n} "
+                "classes (metadata names fewer classes than the model has)"
             )
 
     def _run(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        (out,) = self._session.run(["image"], {"z": z, "label": labels})
-        if self.layout == "float-nchw":
-            return to_uint8_nhwc(out)
-        return out
+        """One graph call; any failure or a wrong output is a one-line CheckpointError naming the file."""
+        try:
+            (out,) = self._session.run(["image"], {"z": z, "label": labels})
+        except Exception as exc:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
+            raise CheckpointError(
+                f"{self.path}: generator failed on a batch of {len(labels)} (labels {labels.min()}.."
+                f"{labels.max()}): {_first_line(exc)}; the graph does not follow the ganaug contract"
+            ) from None
+        h, w, c = self.image_shape
+        b = len(labels)
+        want_dtype, want_shape = (
+            (np.uint8, (b, h, w, c)) if self.layout == "uint8-nhwc" else (np.float32, (b, c, h, w))
+        )
+        if not isinstance(out, np.ndarray) or out.dtype != want_dtype or out.shape != want_shape:
+            got = f"{out.dtype} {tuple(out.shape)}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise CheckpointError(
+                f"{self.path}: generator returned {got} for a batch of {b}, metadata promises "
+                f"{np.dtype(want_dtype)} {want_shape}"
+            )
+        return to_uint8_nhwc(out) if self.layout == "float-nchw" else out
 
     def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray:
         """Images for given latent rows ``z`` (float32 ``[n, z_dim]``) and labels, uint8 NHWC."""

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from ganaug.errors import GanaugError, UsageError
+from ganaug.limits import SEED, Limit, check_betas, read_yaml_mapping
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -76,24 +76,64 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     """Read a YAML/JSON config whose keys are the command's long options; flags still win."""
     if value is None:
         return None
-    path = Path(value)
-    if not path.is_file():
-        raise click.BadParameter(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise click.BadParameter(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise click.BadParameter(f"{path}: expected a mapping of option names to values")
-    known = {p.name for p in ctx.command.params if p.name}
+        data = read_yaml_mapping(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    path = Path(value)
+    known = {p.name: p for p in ctx.command.params if p.name}
     defaults: dict[str, Any] = {}
     for key, val in data.items():
         name = str(key).lstrip("-").replace("-", "_")
         if name not in known:
             raise click.BadParameter(f"{path}: unknown option {key!r} for 'ganaug {ctx.info_name}'")
+        param = known[name]
+        loose = (Betas, click.types.StringParamType)  # types that take a list/mapping as it is
+        many = param.multiple or param.nargs != 1 or isinstance(param.type, loose)
+        if isinstance(val, (dict, list)) and not many:
+            raise click.BadParameter(f"{path}: option {key!r} takes a single value, got {type(val).__name__}")
         defaults[name] = val
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+class Number(click.ParamType):
+    """A finite int/float option within a :class:`ganaug.limits.Limit` (no NaN, inf, lists, bools).
+
+    Values from ``--config`` (click's ``default_map``) go through the same conversion.
+    """
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.name = "integer" if limit.kind is int else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None:
+            return None
+        name = f"--{param.name.replace('_', '-')}" if param is not None and param.name else "value"
+        try:
+            return self.limit.check(name, value)
+        except UsageError as exc:
+            self.fail(str(exc).removeprefix(f"{name} "), param, ctx)
+
+
+def number(kind: type = float, low: float | None = None, high: float | None = None, **open_: bool) -> Number:
+    """Shorthand: ``number(int, 1, 4096)``; ``number(float, 0, low_open=True)`` for > 0."""
+    return Number(Limit(kind, low, high, **open_))
+
+
+class Betas(click.ParamType):
+    """Two numbers in [0, 1): ``0.5,0.999`` on the command line, ``[0.5, 0.999]`` in a config file."""
+
+    name = "b1,b2"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return check_betas(value)
+        except UsageError as exc:
+            self.fail(str(exc).removeprefix("--betas "), param, ctx)
 
 
 def config_option(func: F) -> F:
@@ -110,7 +150,7 @@ def config_option(func: F) -> F:
 
 def seed_option(default: int | None = 0) -> Callable[[F], F]:
     """Add ``--seed N``."""
-    return click.option("--seed", type=int, default=default, show_default=True, help="Random seed.")
+    return click.option("--seed", type=Number(SEED), default=default, show_default=True, help="Random seed.")
 
 
 def quiet_option(func: F) -> F:
@@ -134,4 +174,15 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-__all__ = ["GanaugGroup", "config_option", "echo", "fail_usage", "quiet_option", "seed_option", "warn"]
+__all__ = [
+    "Betas",
+    "GanaugGroup",
+    "Number",
+    "config_option",
+    "echo",
+    "fail_usage",
+    "number",
+    "quiet_option",
+    "seed_option",
+    "warn",
+]
