@@ -9,8 +9,9 @@ Settings (each a paired experiment over seeds, via :func:`ganaug.evaluate.uplift
 Per seed a GAN is trained on exactly the drawn real images; arms: ``real`` (classical augmentation
 only), ``gan`` (+ GAN samples) and ``gan+filter`` (+ GAN samples that the real-only classifier
 assigns to their intended class with probability >= ``--min-confidence``); in the imbalanced setting
-also ``oversample`` (no GAN: the real images in class-balanced batches, the classical baseline for
-rare classes); every arm trains the
+also the two no-GAN rebalancing baselines ``oversample`` (the real images in class-balanced batches)
+and ``balanced-softmax`` (the real images with the balanced-softmax / logit-adjusted loss, Ren et
+al. 2020, Menon et al. 2021); every arm trains the
 same classifier for the same number of steps and is tested on the full 10k test split. Extra arms
 via ``--policy`` (``ganaug eval uplift --policy`` syntax).
 
@@ -25,6 +26,7 @@ full report under ``WORK/<setting>/`` (report.md, plots, GAN runs).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shlex
 import sys
@@ -39,9 +41,18 @@ BAGAN_COUNTS = [4166, 73, 139, 210, 287, 370, 422, 387, 545, 651]
 SETTINGS = ("100", "20", "imbalanced")
 
 
+def as_given(path: Path) -> Path:
+    """A default path relative to the working directory, as a user would type it: the results and
+    reports record paths as given, never this machine's absolute ones."""
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive (Windows)
+        return path
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", type=Path, default=FASHION_MNIST, help="Fashion-MNIST IDX folder.")
+    p.add_argument("--data-dir", type=Path, default=as_given(FASHION_MNIST), help="Fashion-MNIST IDX folder.")
     p.add_argument(
         "--settings",
         default=",".join(SETTINGS),
@@ -87,12 +98,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Skip the imbalanced setting's oversampling baseline (real images, class-balanced batches).",
     )
     p.add_argument(
+        "--no-rebalance-loss-arm",
+        action="store_true",
+        help="Skip the imbalanced setting's balanced-softmax baseline (real images, rebalancing loss).",
+    )
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="Also choose a policy on a validation split (eval uplift --tune; default grid plus --policy "
+        "arms) and test it as arm 'tuned'.",
+    )
+    p.add_argument(
         "--no-hflip", action="store_true", help="No horizontal flips in the classical augmentation."
     )
     p.add_argument("--amp", action="store_true", help="bf16 autocast for the classifiers.")
     p.add_argument("--quality", action="store_true", help="Also FID/KID/PR per seed (feature extractor).")
     p.add_argument("--test-limit", type=int, default=None, help="Use only the first N test images.")
-    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads.")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: half the cores, 1..8)."
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--out",
@@ -121,8 +145,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.classifier_steps = min(args.classifier_steps, 200)
         args.test_limit = args.test_limit or 2000
     suffix = "_quick" if args.quick else ""
-    args.out = args.out or (REPO / ("runs/bench_uplift_quick" if args.quick else "benchmarks/results"))
-    args.work = args.work or (REPO / f"runs/bench_uplift{suffix}")
+    default_out = "runs/bench_uplift_quick" if args.quick else "benchmarks/results"
+    args.out = args.out or as_given(REPO / default_out)
+    args.work = args.work or as_given(REPO / f"runs/bench_uplift{suffix}")
     return args
 
 
@@ -140,10 +165,9 @@ def run(args: argparse.Namespace) -> dict:
 
     from ganaug.cli.eval_cmd import parse_pairs, parse_strategy
     from ganaug.data import load_dataset
-    from ganaug.evaluate import MixPolicy, uplift
+    from ganaug.evaluate import MixPolicy, auto_threads, uplift
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or auto_threads())
     images = args.data_dir / "train-images-idx3-ubyte.gz"
     if not images.is_file():
         raise SystemExit(f"Fashion-MNIST not found in {args.data_dir}")
@@ -172,6 +196,8 @@ def run(args: argparse.Namespace) -> dict:
             )
         if setting == "imbalanced" and not args.no_oversample_arm:
             policies.append(MixPolicy(name="oversample", strategy=0, balance=True))
+        if setting == "imbalanced" and not args.no_rebalance_loss_arm:
+            policies.append(MixPolicy(name="balanced-softmax", strategy=0, loss="balanced_softmax"))
         policies += extra
         print(f"== {label}: {args.seeds} seeds, arms real, {', '.join(p.name for p in policies)}", flush=True)
         t0 = time.perf_counter()
@@ -194,7 +220,12 @@ def run(args: argparse.Namespace) -> dict:
             progress=sys.stderr.isatty(),
             echo=lambda m: print("  " + m, flush=True),
             warn=lambda m: print("  warning: " + m, flush=True),
+            tune=args.tune,
+            tune_grid=extra if args.tune and extra else None,
+            threads=torch.get_num_threads(),
         )
+        if report.get("recommendation"):
+            print(f"  recommendation: {report['recommendation']}", flush=True)
         reports[label] = {
             "report": str(args.work / setting / "report.json"),
             "wall_seconds": round(time.perf_counter() - t0, 1),

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,6 +327,108 @@ def default_shift(image_size: int) -> int:
     return max(1, round(image_size / 8))
 
 
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``-sum_c target_c * log_softmax(logits)_c`` (``[B]``); equals the KL divergence
+    from ``target`` to the prediction plus ``target``'s entropy, so it has the same gradients."""
+    return -(target * F.log_softmax(logits, dim=1)).sum(1)
+
+
+def balanced_softmax_adjustment(class_prior: np.ndarray) -> np.ndarray:
+    """Logit offsets ``log(prior_c)`` for the balanced-softmax / logit-adjusted loss.
+
+    Balanced Softmax (Ren et al., "Balanced Meta-Softmax for Long-Tailed Visual Recognition",
+    NeurIPS 2020) trains on ``softmax(z + log prior)``: the logit-adjusted loss of Menon et al.
+    ("Long-tail learning via logit adjustment", ICLR 2021) with tau = 1. The prior is the class
+    distribution of the training batches; at test time the plain logits ``z`` are used, which
+    estimates the balanced (class-uniform) posterior. Empty classes get offset ``log(1e-12)``.
+    """
+    prior = np.asarray(class_prior, dtype=np.float64)
+    prior = prior / prior.sum()
+    return np.log(np.maximum(prior, 1e-12)).astype(np.float32)
+
+
+@torch.no_grad()
+def teacher_probs(teacher: Any, x: torch.Tensor) -> torch.Tensor:
+    """A teacher's class probabilities for a float NCHW batch in [-1, 1] (the student's view):
+    a ganaug :class:`Classifier` runs its model directly; anything else gets uint8 NHWC numpy."""
+    model = getattr(teacher, "model", None)
+    if isinstance(model, SmallCNN):
+        model.eval()
+        return model(x.to(teacher.device)).float().softmax(1).to(x.device)
+    u8 = ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    probs = teacher.predict_proba(np.ascontiguousarray(u8.cpu().numpy()))
+    return torch.as_tensor(np.asarray(probs, dtype=np.float32), device=x.device)
+
+
+@dataclass
+class _TrainSet:
+    x: torch.Tensor
+    y: torch.Tensor
+    n: int
+    w: torch.Tensor | None = None
+    p: torch.Tensor | None = None
+    soft: torch.Tensor | None = None
+    has_soft: torch.Tensor | None = None
+    distill: torch.Tensor | None = None
+
+
+def _make_trainset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    dev: torch.device,
+    sample_weight: np.ndarray | None = None,
+    draw_weight: np.ndarray | None = None,
+    soft_targets: np.ndarray | None = None,
+    distill_mask: np.ndarray | None = None,
+) -> _TrainSet:
+    """Validate the training arrays and put them on the device."""
+    images = _check_images(images)
+    n = len(images)
+    if n == 0:
+        raise DataError("cannot train a classifier on zero images")
+    labels = _check_labels(labels, n, num_classes)
+    data = _TrainSet(
+        torch.from_numpy(np.require(images, requirements=["C", "W"])).to(dev),
+        torch.from_numpy(labels).to(dev),
+        n,
+    )
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=np.float32)
+        if sw.shape != (n,) or (sw < 0).any():
+            raise UsageError(f"sample_weight must be {n} non-negative numbers, got shape {sw.shape}")
+        data.w = torch.from_numpy(sw).to(dev)
+    if draw_weight is not None:
+        dw = np.asarray(draw_weight, dtype=np.float64)
+        if dw.shape != (n,) or (dw < 0).any() or dw.sum() <= 0:
+            raise UsageError(f"draw_weight must be {n} non-negative numbers with a positive sum")
+        data.p = torch.from_numpy(dw / dw.sum()).float().to(dev)
+    if soft_targets is not None:
+        st = np.asarray(soft_targets, dtype=np.float32)
+        if st.shape != (n, num_classes):
+            raise UsageError(f"soft_targets must have shape ({n}, {num_classes}), got {st.shape}")
+        has = ~np.isnan(st).any(1)
+        if (st[has] < -1e-6).any() or not np.allclose(st[has].sum(1), 1.0, atol=1e-3):
+            raise UsageError("soft_targets rows must be probabilities (>= 0, summing to 1) or NaN")
+        data.soft = torch.from_numpy(np.nan_to_num(st, nan=0.0)).to(dev)
+        data.has_soft = torch.from_numpy(has).to(dev)
+    mask = np.ones(n, bool) if distill_mask is None else np.asarray(distill_mask, dtype=bool)
+    if mask.shape != (n,):
+        raise UsageError(f"distill_mask must have {n} entries, got shape {mask.shape}")
+    data.distill = torch.from_numpy(mask).to(dev)
+    return data
+
+
+def _batch_targets(data: _TrainSet, idx: torch.Tensor, k: int, label_smoothing: float) -> torch.Tensor:
+    """Target distributions of a batch: the soft rows where given, else (smoothed) one-hot labels."""
+    target = F.one_hot(data.y[idx], k).float()
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / k
+    if data.soft is not None:
+        target = torch.where(data.has_soft[idx][:, None], data.soft[idx], target)
+    return target
+
+
 def train_classifier(
     images: np.ndarray,
     labels: np.ndarray,
@@ -342,6 +445,13 @@ def train_classifier(
     label_smoothing: float = 0.0,
     sample_weight: np.ndarray | None = None,
     draw_weight: np.ndarray | None = None,
+    soft_targets: np.ndarray | None = None,
+    teacher: Any | None = None,
+    distill_weight: float = 0.0,
+    distill_mask: np.ndarray | None = None,
+    logit_adjustment: np.ndarray | None = None,
+    refresh: Callable[[int], dict[str, Any]] | None = None,
+    refresh_every: int = 0,
     init: Classifier | None = None,
     classes: list[str] | None = None,
     width: int = 32,
@@ -361,6 +471,19 @@ def train_classifier(
     (default: uniform), e.g. to fix the synthetic share of each batch independently of the counts.
     ``init`` starts from another classifier's weights (curriculum: pre-train, then fine-tune).
     ``amp`` runs in bf16 autocast (CUDA or CPUs with bf16 support).
+
+    Soft targets and rebalancing (all off by default; then the loss is plain cross-entropy):
+    ``soft_targets`` (``[N, num_classes]``, rows of NaN = use the hard label) trains those samples
+    with soft cross-entropy ``-sum_c t_c log p_c`` (KL to ``t`` plus a constant), e.g. a teacher's
+    probabilities for synthetic images. ``teacher`` (an object with ``predict_proba`` on uint8 NHWC,
+    or a :class:`Classifier`) with ``distill_weight`` a > 0 distils on the fly: the samples in
+    ``distill_mask`` (``[N]`` bool, default all) get target ``(1 - a) * t + a * teacher(view)`` on the
+    same augmented view the student sees. ``logit_adjustment`` (``[num_classes]``) is added to the
+    logits in the training loss only (see :func:`balanced_softmax_adjustment`). ``refresh(r)``, called
+    every ``refresh_every`` steps with ``r = 1, 2, ...``, returns a new training set as a dict of
+    this function's data arguments (``images``, ``labels`` and optionally ``sample_weight``,
+    ``draw_weight``, ``soft_targets``, ``distill_mask``): fresh synthetic samples every epoch,
+    with the optimiser and schedule kept.
     """
     images = _check_images(images)
     n = len(images)
@@ -404,20 +527,18 @@ def train_classifier(
 
         gen = torch.Generator(device=dev)
         gen.manual_seed(seed)
-        x_all = torch.from_numpy(np.require(images, requirements=["C", "W"])).to(dev)
-        y_all = torch.from_numpy(labels).to(dev)
-        w_all = None
-        if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float32)
-            if sw.shape != (n,) or (sw < 0).any():
-                raise UsageError(f"sample_weight must be {n} non-negative numbers, got shape {sw.shape}")
-            w_all = torch.from_numpy(sw).to(dev)
-        p_all = None
-        if draw_weight is not None:
-            dw = np.asarray(draw_weight, dtype=np.float64)
-            if dw.shape != (n,) or (dw < 0).any() or dw.sum() <= 0:
-                raise UsageError(f"draw_weight must be {n} non-negative numbers with a positive sum")
-            p_all = torch.from_numpy(dw / dw.sum()).float().to(dev)
+        data = _make_trainset(
+            images, labels, num_classes, dev, sample_weight, draw_weight, soft_targets, distill_mask
+        )
+        adjust = None
+        if logit_adjustment is not None:
+            adj = np.asarray(logit_adjustment, dtype=np.float32)
+            if adj.shape != (num_classes,) or not np.isfinite(adj).all():
+                raise UsageError(f"logit_adjustment must be {num_classes} finite numbers")
+            adjust = torch.from_numpy(adj).to(dev)
+        if refresh is not None and refresh_every < 1:
+            raise UsageError("refresh needs refresh_every >= 1 steps")
+        distill = teacher if (teacher is not None and distill_weight > 0) else None
 
         opt = torch.optim.AdamW(
             model.parameters(),
@@ -429,25 +550,43 @@ def train_classifier(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lambda(steps, max(1, steps // 20)))
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from ganaug.progress import Progress  # a bar on a terminal, plain lines in a log
 
-            bar = tqdm(total=steps, desc=desc, unit="step", leave=False, mininterval=0.5)
+            bar = Progress(steps, desc, "step")
         t0 = time.perf_counter()
         loss_acc = torch.zeros((), device=dev)
         for step in range(steps):
-            if p_all is None:
-                idx = torch.randint(0, n, (batch_size,), generator=gen, device=dev)
+            if refresh is not None and step and step % refresh_every == 0:
+                fresh = refresh(step // refresh_every)
+                data = _make_trainset(
+                    fresh["images"],
+                    fresh["labels"],
+                    num_classes,
+                    dev,
+                    fresh.get("sample_weight"),
+                    fresh.get("draw_weight"),
+                    fresh.get("soft_targets"),
+                    fresh.get("distill_mask"),
+                )
+            if data.p is None:
+                idx = torch.randint(0, data.n, (batch_size,), generator=gen, device=dev)
             else:
-                idx = torch.multinomial(p_all, batch_size, replacement=True, generator=gen)
-            x = _to_model_input(x_all[idx])
+                idx = torch.multinomial(data.p, batch_size, replacement=True, generator=gen)
+            x = _to_model_input(data.x[idx])
             if augment:
                 x = augment_batch(x, gen, shift=shift, hflip=hflip)
             with _autocast(dev, amp):
                 logits = model(x)
-            ce = F.cross_entropy(
-                logits.float(), y_all[idx], reduction="none", label_smoothing=label_smoothing
-            )
-            loss = (ce * w_all[idx]).sum() / batch_size if w_all is not None else ce.mean()
+            logits = logits.float() if adjust is None else logits.float() + adjust
+            if data.soft is None and distill is None:
+                ce = F.cross_entropy(logits, data.y[idx], reduction="none", label_smoothing=label_smoothing)
+            else:
+                target = _batch_targets(data, idx, num_classes, label_smoothing)
+                if distill is not None:
+                    mix = distill_weight * data.distill[idx].float()[:, None]
+                    target = (1 - mix) * target + mix * teacher_probs(distill, x)
+                ce = soft_cross_entropy(logits, target)
+            loss = (ce * data.w[idx]).sum() / batch_size if data.w is not None else ce.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -546,8 +685,11 @@ __all__ = [
     "Classifier",
     "SmallCNN",
     "augment_batch",
+    "balanced_softmax_adjustment",
     "dataset_hash",
     "default_cache_dir",
     "get_feature_extractor",
+    "soft_cross_entropy",
+    "teacher_probs",
     "train_classifier",
 ]

@@ -68,6 +68,11 @@ class GanAugDataset(torch.utils.data.Dataset):
     attribute (otherwise every item is read once to count them). ``classes``: the real class names
     (default: ``real_dataset.classes``, else the generator's); labels are mapped to the generator by
     class name. ``return_source=True`` makes items ``(image, label, is_synthetic)``.
+    ``return_soft_labels=True`` appends a float32 ``[len(classes)]`` target to every item: the
+    ``teacher``'s class probabilities of a synthetic image (before any transform), the one-hot
+    label of a real one -- for soft cross-entropy on synthetic and hard labels on real images.
+    ``teacher``: an object with ``predict_proba(uint8 NHWC) -> [N, len(classes)]`` or a ganaug
+    classifier ``.safetensors`` path (columns mapped to ``classes`` by name; loaded lazily per process).
     """
 
     def __init__(
@@ -84,6 +89,8 @@ class GanAugDataset(torch.utils.data.Dataset):
         truncation: float | None = None,
         device: str = "cpu",
         return_source: bool = False,
+        teacher: Any | None = None,
+        return_soft_labels: bool = False,
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
@@ -94,6 +101,11 @@ class GanAugDataset(torch.utils.data.Dataset):
         self.truncation = truncation
         self.device = device
         self.return_source = return_source
+        if return_soft_labels and teacher is None:
+            raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
+        self.return_soft_labels = bool(return_soft_labels)
+        self._teacher_source = str(teacher) if isinstance(teacher, (str, Path)) else None
+        self._teacher = None if self._teacher_source else teacher
         self.epoch = 0
         if isinstance(generator, (str, Path)):
             self.generator_source, self._sampler = str(generator), None
@@ -163,8 +175,35 @@ class GanAugDataset(torch.utils.data.Dataset):
             self._sampler = open_sampler(self.generator_source, device=self.device)
         return self._sampler
 
+    @property
+    def teacher(self) -> Any:
+        """The soft-label teacher, loaded on first use in this process (columns in ``classes`` order)."""
+        if self._teacher is None and self._teacher_source:
+            from ganaug.classifier import Classifier
+
+            clf = Classifier.load(self._teacher_source)
+            names = clf.classes or []
+            missing = [c for c in self.classes if names and c not in names]
+            if missing:
+                raise UsageError(
+                    f"teacher {self._teacher_source} does not know class(es) {', '.join(missing)}"
+                )
+            self._teacher = _Columns(clf, [names.index(c) for c in self.classes] if names else None)
+        return self._teacher
+
+    def _soft(self, images: np.ndarray) -> np.ndarray:
+        probs = np.asarray(self.teacher.predict_proba(np.ascontiguousarray(images)), dtype=np.float32)
+        if probs.shape != (len(images), len(self.classes)):
+            raise UsageError(
+                f"the teacher gave probabilities of shape {probs.shape}, "
+                f"expected {(len(images), len(self.classes))}"
+            )
+        return probs
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
+        if state.get("_teacher_source"):
+            state["_teacher"] = None  # reloaded lazily in each worker process
         state["_sampler"] = None  # reopened lazily in each worker process
         state["_blocks"] = OrderedDict()
         return state
@@ -235,9 +274,17 @@ class GanAugDataset(torch.utils.data.Dataset):
             return transform(image=image)["image"]
         return transform(image)
 
-    def _finish(self, image: Any, label: int, index: int, synthetic: bool) -> tuple[Any, ...]:
+    def _finish(
+        self, image: Any, label: int, index: int, synthetic: bool, soft: np.ndarray | None = None
+    ) -> tuple[Any, ...]:
         image = self._apply(self.transform, image, label, index, 1)
-        return (image, label, synthetic) if self.return_source else (image, label)
+        item = (image, label, synthetic) if self.return_source else (image, label)
+        if self.return_soft_labels:
+            if soft is None:
+                soft = np.zeros(len(self.classes), np.float32)
+                soft[label] = 1.0
+            item = (*item, soft)
+        return item
 
     def _real_item(self, i: int) -> tuple[Any, ...]:
         if self._real_arrays:
@@ -256,9 +303,10 @@ class GanAugDataset(torch.utils.data.Dataset):
             j = np.array([idx[k] - self.n_real for k in syn_pos], dtype=np.int64)
             labels = self.synthetic_labels[j]
             images = self.sampler.generate_from_noise(self.noise(j), self._to_generator[labels])
-            for k, image, label in zip(syn_pos, images, labels, strict=True):
+            soft = self._soft(images) if self.return_soft_labels else [None] * len(images)
+            for k, image, label, row in zip(syn_pos, images, labels, soft, strict=True):
                 image = self._apply(self.synthetic_transform, image, int(label), idx[k], 2)
-                out[k] = self._finish(image, int(label), idx[k], True)
+                out[k] = self._finish(image, int(label), idx[k], True, row)
         for k, i in enumerate(idx):
             if i < self.n_real:
                 out[k] = self._real_item(i)
@@ -272,6 +320,17 @@ class GanAugDataset(torch.utils.data.Dataset):
             f"GanAugDataset(real={self.n_real}, synthetic={self.n_synthetic}, ratio={self.ratio!r}, "
             f"generator={self.generator_source!r}, seed={self.seed}, epoch={self.epoch})"
         )
+
+
+class _Columns:
+    """A classifier whose probability columns are reordered (``None``: as is)."""
+
+    def __init__(self, clf: Any, columns: list[int] | None) -> None:
+        self.clf, self.columns = clf, columns
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        probs = self.clf.predict_proba(images)
+        return probs if self.columns is None else probs[:, self.columns]
 
 
 __all__ = ["GanAugDataset"]

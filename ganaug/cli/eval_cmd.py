@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from ganaug.cli.common import config_option, echo, quiet_option, seed_option, warn
+from ganaug.cli.common import Number, config_option, echo, number, quiet_option, seed_option, warn
 from ganaug.errors import UsageError
+from ganaug.limits import BATCH, BIG, TRUNCATION, UNIT
 
 
 def _parse_counts(value: str | None) -> list[int] | None:
@@ -43,6 +44,15 @@ def parse_strategy(value: str) -> Any:
         return float(value)
     except ValueError:
         return value
+
+
+def _check_out(out: str | None, data: list[str | None]) -> None:
+    """Eval adds files to --out (report.json, seed_*/...), never inside or around its data, where
+    they would become images or classes (see ganaug.output_safety)."""
+    from ganaug.output_safety import check_inputs, data_inputs
+
+    if out:
+        check_inputs(out, [i for d in data if d for i in data_inputs(d)])
 
 
 def _load(path: str, image_size: int | None = None, channels: int | None = None) -> Any:
@@ -93,12 +103,26 @@ def eval_group() -> None:
 
 @eval_group.command("uplift")
 @click.argument("data", type=click.Path(path_type=str))
-@click.option("--test", "test", required=True, type=click.Path(path_type=str), help="Real test split.")
-@click.option("--per-class", "per_class_n", type=int, default=None, help="Real images drawn per class.")
+@click.option(
+    "--test",
+    "test",
+    default=None,
+    type=click.Path(path_type=str),
+    help="Real test split (required unless --tune, which then only chooses a policy).",
+)
+@click.option(
+    "--per-class", "per_class_n", type=number(int, 1, BIG), default=None, help="Real images drawn per class."
+)
 @click.option(
     "--imbalance", default=None, help="Real images per class instead, e.g. 4166,73,139 (one per class)."
 )
-@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (paired repeats).")
+@click.option(
+    "--seeds",
+    type=number(int, 1, 1000),
+    default=3,
+    show_default=True,
+    help="Number of seeds (paired repeats).",
+)
 @click.option("--out", "-o", required=True, type=click.Path(path_type=str), help="Report folder.")
 @click.option(
     "--generator",
@@ -108,9 +132,14 @@ def eval_group() -> None:
     help="Reuse this generator (run dir, .safetensors or .onnx) instead of training one per seed; "
     "{seed} in the path picks one per seed.",
 )
-@click.option("--steps", type=int, default=None, help="GAN training steps (ganaug train default if unset).")
+@click.option(
+    "--steps",
+    type=number(int, 1, BIG),
+    default=None,
+    help="GAN training steps (ganaug train default if unset).",
+)
 @click.option("--arch", default=None, help="GAN architecture (dcgan, resnet, mlp).")
-@click.option("--batch-size", type=int, default=None, help="GAN batch size.")
+@click.option("--batch-size", type=number(int, 2, 1 << 16), default=None, help="GAN batch size.")
 @click.option(
     "--gan-option",
     "gan_option",
@@ -120,20 +149,25 @@ def eval_group() -> None:
 )
 @click.option(
     "--classifier-steps",
-    type=int,
+    type=number(int, 1, BIG),
     default=2000,
     show_default=True,
     help="Optimisation steps of every classifier arm.",
 )
-@click.option("--classifier-batch-size", type=int, default=128, show_default=True)
-@click.option("--classifier-lr", type=float, default=2e-3, show_default=True)
+@click.option("--classifier-batch-size", type=Number(BATCH), default=128, show_default=True)
+@click.option("--classifier-lr", type=number(float, 0, 10, low_open=True), default=2e-3, show_default=True)
 @click.option(
     "--hflip/--no-hflip",
     default=False,
     show_default=True,
     help="Random horizontal flips in the classical augmentation (mirror-symmetric data only).",
 )
-@click.option("--shift", type=int, default=None, help="Maximum random shift in pixels (default: size/8).")
+@click.option(
+    "--shift",
+    type=number(int, 0, 1024),
+    default=None,
+    help="Maximum random shift in pixels (default: size/8).",
+)
 @click.option("--amp", is_flag=True, help="bf16 autocast for the classifiers (CUDA, or CPUs with bf16).")
 @click.option(
     "--strategy",
@@ -141,17 +175,19 @@ def eval_group() -> None:
     show_default=True,
     help="Synthetic images per class, as for 'ganaug augment' (ratio, 'not majority', ...).",
 )
-@click.option("--max-synthetic-ratio", type=float, default=None, help="Cap synthetic per real image.")
+@click.option(
+    "--max-synthetic-ratio", type=number(float, 0, 1e6), default=None, help="Cap synthetic per real image."
+)
 @click.option(
     "--synthetic-weight",
-    type=float,
+    type=number(float, 0, 1e6),
     default=1.0,
     show_default=True,
     help="Loss weight of each synthetic sample (real: 1).",
 )
 @click.option(
     "--synthetic-share",
-    type=float,
+    type=Number(UNIT),
     default=None,
     help="Fraction of every batch drawn from synthetic images (default: by count).",
 )
@@ -168,7 +204,7 @@ def eval_group() -> None:
     show_default=True,
     help="Confidence filter: the real-only classifier must give the intended class --min-confidence.",
 )
-@click.option("--min-confidence", type=float, default=0.9, show_default=True)
+@click.option("--min-confidence", type=Number(UNIT), default=0.9, show_default=True)
 @click.option(
     "--curriculum",
     type=click.Choice(["none", "pretrain"]),
@@ -176,8 +212,50 @@ def eval_group() -> None:
     show_default=True,
     help="pretrain: synthetic-only pre-training, then fine-tuning on the real images.",
 )
-@click.option("--pretrain-fraction", type=float, default=0.5, show_default=True)
-@click.option("--truncation", type=float, default=None, help="Latent truncation for sampling.")
+@click.option("--pretrain-fraction", type=Number(UNIT), default=0.5, show_default=True)
+@click.option("--truncation", type=Number(TRUNCATION), default=None, help="Latent truncation for sampling.")
+@click.option(
+    "--loss",
+    type=click.Choice(["ce", "balanced_softmax"]),
+    default="ce",
+    show_default=True,
+    help="balanced_softmax: the rebalancing loss (logit adjustment by the batch class prior).",
+)
+@click.option(
+    "--soft-labels",
+    is_flag=True,
+    help="Train synthetic images on the teacher's class probabilities; adds a distillation control arm.",
+)
+@click.option("--distill-real", is_flag=True, help="Also distil the real images from the teacher.")
+@click.option("--fresh", is_flag=True, help="A fresh synthetic pool every epoch instead of one fixed set.")
+@click.option(
+    "--teacher",
+    default=None,
+    type=click.Path(path_type=str),
+    help="Teacher for soft labels / distillation: ONNX or ganaug .safetensors classifier ({seed} "
+    "allowed; default: the real-only arm's classifier).",
+)
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Choose the policy on a validation split of each seed's real subset (the --policy arms, "
+    "else a default grid, plus the no-GAN baselines); adds arm 'tuned', a recommendation and "
+    "tuned_policy.json (for 'ganaug augment --policy-file').",
+)
+@click.option(
+    "--tune-fraction",
+    type=number(float, 0, 1, low_open=True),
+    default=0.2,
+    show_default=True,
+    help="Validation share of each seed's subset with --tune.",
+)
+@click.option("--tune-test-all", is_flag=True, help="With --tune, also test every candidate.")
+@click.option(
+    "--threads",
+    type=number(int, 1, 1024),
+    default=None,
+    help="torch threads (default: half the usable cores, 1..8; OMP_NUM_THREADS if set).",
+)
 @click.option(
     "--policy",
     "policies",
@@ -192,15 +270,17 @@ def eval_group() -> None:
     show_default=True,
     help="FID/KID/PR and memorisation of each seed's generator.",
 )
-@click.option("--quality-per-class", type=int, default=500, show_default=True)
+@click.option("--quality-per-class", type=number(int, 1, BIG), default=500, show_default=True)
 @click.option(
     "--feature-steps",
-    type=int,
+    type=number(int, 1, BIG),
     default=3000,
     show_default=True,
     help="Training steps of the (cached) domain feature extractor.",
 )
-@click.option("--image-size", type=int, default=None, help="Resize DATA and TEST to this size.")
+@click.option(
+    "--image-size", type=number(int, 1, 1024), default=None, help="Resize DATA and TEST to this size."
+)
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout at the end.")
@@ -235,6 +315,15 @@ def uplift_cmd(
     curriculum: str,
     pretrain_fraction: float,
     truncation: float | None,
+    loss: str,
+    soft_labels: bool,
+    distill_real: bool,
+    fresh: bool,
+    teacher: str | None,
+    tune: bool,
+    tune_fraction: float,
+    tune_test_all: bool,
+    threads: int | None,
     policies: tuple[str, ...],
     quality: bool,
     quality_per_class: int,
@@ -264,14 +353,20 @@ def uplift_cmd(
           --policy name=plain,strategy=1 --policy name=filtered,strategy=1,filter=true --out eval/x
       ganaug eval uplift train.npz --test test.npz --imbalance 500,20,40 \\
           --strategy 'not majority' --out eval/imb
+      ganaug eval uplift train.npz --test test.npz --per-class 100 -g 'runs/gan_{seed}' \\
+          --policy name=soft,strategy=4,synthetic_share=0.25,soft_labels=true,fresh=true --out eval/s
+      ganaug eval uplift train.npz --test test.npz --per-class 100 -g runs/exp --tune --out eval/t
     """
     from ganaug.evaluate import MixPolicy, uplift
 
     if (per_class_n is None) == (imbalance is None):
         raise UsageError("give exactly one of --per-class N and --imbalance COUNTS")
+    if test is None and not tune:
+        raise UsageError("missing option --test (only --tune may run without a test split)")
     ch = int(channels) if channels else None
+    _check_out(out, [data, test])
     train_ds = _load(data, image_size, ch)
-    test_ds = _load(test, train_ds.image_size, train_ds.channels)
+    test_ds = None if test is None else _load(test, train_ds.image_size, train_ds.channels)
     gan_options = parse_pairs(gan_option, "--gan-option")
     for key, value in (("steps", steps), ("arch", arch), ("batch_size", batch_size)):
         if value is not None:
@@ -280,6 +375,8 @@ def uplift_cmd(
         warn("--generator given: the GAN training options are ignored")
     if policies:
         mix = [MixPolicy.parse(spec) for spec in policies]
+    elif tune:
+        mix = []  # the default grid
     else:
         mix = [
             MixPolicy(
@@ -294,6 +391,10 @@ def uplift_cmd(
                 curriculum=curriculum,
                 pretrain_fraction=pretrain_fraction,
                 truncation=truncation,
+                loss=loss,
+                soft_labels=soft_labels,
+                distill_real=distill_real,
+                fresh=fresh,
             )
         ]
     report = uplift(
@@ -320,6 +421,12 @@ def uplift_cmd(
         echo=lambda m: echo(m, quiet),
         warn=warn,
         command="ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        teacher=teacher,
+        tune=tune,
+        tune_fraction=tune_fraction,
+        tune_grid=mix if (tune and policies) else None,
+        tune_test_all=tune_test_all,
+        threads=threads,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -329,7 +436,9 @@ def uplift_cmd(
 
 
 def summary_lines(report: dict[str, Any]) -> str:
-    """The accuracy table of an uplift report as plain text."""
+    """The accuracy table of an uplift report as plain text (and the --tune recommendation)."""
+    if report.get("arms") is None:
+        return f"recommendation: {report['recommendation']}"
     rows = [f"{'arm':14s} {'accuracy %':>16s} {'balanced %':>16s} {'Δ acc (95% CI)':>26s}"]
     for arm in report["arms"]:
         acc = report["summary"][arm]["accuracy"]
@@ -343,6 +452,12 @@ def summary_lines(report: dict[str, Any]) -> str:
             f"{arm:14s} {acc['mean']:8.2f} ± {acc['std']:5.2f} {bal['mean']:8.2f} ± {bal['std']:5.2f} "
             f"{diff:>26s}"
         )
+    for arm, ctl in report.get("controls", {}).items():
+        d = report["paired_control"][arm]["accuracy"]
+        ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+        rows.append(f"GAN contribution: {arm} - {ctl} = {d['mean']:+.2f}{ci} accuracy points")
+    if report.get("recommendation"):
+        rows.append(f"recommendation: {report['recommendation']}")
     return "\n".join(rows)
 
 
@@ -362,10 +477,16 @@ def summary_lines(report: dict[str, Any]) -> str:
     type=click.Path(path_type=str),
     help="The GAN's training images: feature extractor and memorisation check (default: --data).",
 )
-@click.option("--n-per-class", type=int, default=500, show_default=True, help="Synthetic images per class.")
+@click.option(
+    "--n-per-class",
+    type=number(int, 1, BIG),
+    default=500,
+    show_default=True,
+    help="Synthetic images per class.",
+)
 @click.option(
     "--feature-steps",
-    type=int,
+    type=number(int, 1, BIG),
     default=3000,
     show_default=True,
     help="Training steps of the (cached) domain feature extractor.",
@@ -409,6 +530,7 @@ def quality_cmd(
     from ganaug.report import plot_fid_per_class, quality_markdown
     from ganaug.sampling import open_sampler
 
+    _check_out(out, [data, train_data])
     sampler = open_sampler(generator, device=device)
     h, _w, c = sampler.image_shape
     real = _load(data, h, c)
@@ -432,10 +554,15 @@ def quality_cmd(
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    ref = report.get("real_vs_real") or {}
+    fid_ref = f" (real–real {ref['fid']:.2f})" if ref else ""
+    kid_ref = f" (real–real {ref['kid']:.4f})" if ref else ""
     click.echo(
-        f"FID {report['fid']:.2f}  KID {report['kid']:.4f}  precision {report['precision']:.3f}  "
-        f"recall {report['recall']:.3f}"
+        f"FID {report['fid']:.2f}{fid_ref}  KID {report['kid']:.4f}{kid_ref}  "
+        f"precision {report['precision']:.3f}  recall {report['recall']:.3f}"
     )
+    if ref:
+        echo("real–real: the same metric between two random halves of --data (the scale to read by)", quiet)
     for k, v in report["per_class"].items():
         fid_s = "–" if v["fid"] is None else f"{v['fid']:.2f}"
         click.echo(f"  {real.classes[int(k)]:20s} FID {fid_s}")
@@ -451,8 +578,14 @@ def quality_cmd(
     help="Real training images: the baseline classifier draws as many per class from here.",
 )
 @click.option("--test", "test", required=True, type=click.Path(path_type=str), help="Real test split.")
-@click.option("--n-per-class", type=int, default=500, show_default=True, help="Synthetic images per class.")
-@click.option("--classifier-steps", type=int, default=2000, show_default=True)
+@click.option(
+    "--n-per-class",
+    type=number(int, 1, BIG),
+    default=500,
+    show_default=True,
+    help="Synthetic images per class.",
+)
+@click.option("--classifier-steps", type=number(int, 1, BIG), default=2000, show_default=True)
 @click.option("--hflip/--no-hflip", default=False, show_default=True)
 @click.option("--out", "-o", default=None, type=click.Path(path_type=str), help="Write cas.json here.")
 @click.option("--device", default="cpu", show_default=True)
@@ -485,6 +618,7 @@ def cas_cmd(
     from ganaug.fileio import atomic_write_json
     from ganaug.sampling import open_sampler
 
+    _check_out(out, [data, test])
     sampler = open_sampler(generator, device=device)
     h, _w, c = sampler.image_shape
     real = _load(data, h, c)

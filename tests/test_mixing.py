@@ -1,0 +1,246 @@
+"""Mixing that pays: soft labels, distillation controls, fresh pools, the balanced-softmax baseline,
+teacher probabilities in augment outputs and GanAugDataset, thread defaults and FID/KID scale."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import export_random_generator, pattern_images
+from conftest import run_cli as _run_cli
+
+from ganaug.classifier import (
+    balanced_softmax_adjustment,
+    soft_cross_entropy,
+    train_classifier,
+)
+from ganaug.data import ImageDataset
+from ganaug.errors import UsageError
+from ganaug.evaluate import (
+    MixPolicy,
+    Synthetic,
+    auto_threads,
+    batch_class_prior,
+    mix_arrays,
+    quality_report,
+    uplift,
+)
+
+CLASSES = ["c0", "c1", "c2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(*args: str):
+    return _run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = pattern_images([12, 12, 12], size=16, seed=0)
+    xt, yt = pattern_images([6, 6, 6], size=16, seed=1)
+    return ImageDataset(x, y, CLASSES), ImageDataset(xt, yt, CLASSES)
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    return export_random_generator(tmp_path_factory.mktemp("gen"), CLASSES, 16, 0, "mixing")
+
+
+# -- losses ----------------------------------------------------------------------------------------
+def test_soft_cross_entropy_hand_computed():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax = [0.25, 0.75]
+    target = torch.tensor([[0.5, 0.5]])
+    expected = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))  # 0.836988...
+    assert soft_cross_entropy(logits, target).item() == pytest.approx(expected, abs=1e-6)
+    # a one-hot target is plain cross-entropy; KL = soft CE minus the target's entropy
+    onehot = torch.tensor([[0.0, 1.0]])
+    assert soft_cross_entropy(logits, onehot).item() == pytest.approx(-math.log(0.75), abs=1e-6)
+    kl = F.kl_div(F.log_softmax(logits, 1), target, reduction="sum").item()
+    assert kl == pytest.approx(expected - math.log(2.0), abs=1e-6)
+
+
+def test_balanced_softmax_adjustment_and_batch_prior():
+    labels = np.array([0, 0, 0, 1])
+    prior = batch_class_prior(labels, 3)
+    assert prior.tolist() == [0.75, 0.25, 0.0]
+    adj = balanced_softmax_adjustment(prior)
+    assert adj[:2] == pytest.approx([math.log(0.75), math.log(0.25)])
+    assert adj[2] < -20  # an empty class: a very negative, finite offset
+    # equal logits, true class 1: the loss on z + log prior is -log(0.25)
+    z = torch.zeros(1, 2) + torch.from_numpy(adj[:2])
+    assert F.cross_entropy(z, torch.tensor([1])).item() == pytest.approx(math.log(4.0), abs=1e-6)
+    # class-balanced draws make the batch prior uniform (balanced softmax is then plain softmax)
+    from ganaug.evaluate import class_balanced_weights
+
+    assert batch_class_prior(labels, 2, class_balanced_weights(labels, 2)) == pytest.approx([0.5, 0.5])
+
+
+def test_train_classifier_defaults_unchanged_and_new_fields_take_effect(data):
+    train, _ = data
+    opts = {"steps": 12, "batch_size": 8, "seed": 3}
+    plain = train_classifier(train.images, train.labels, 3, **opts)
+    nan_soft = np.full((len(train), 3), np.nan, np.float32)
+    same = train_classifier(train.images, train.labels, 3, soft_targets=nan_soft, **opts)
+    for a, b in zip(plain.model.state_dict().values(), same.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    uniform = np.full((len(train), 3), 1 / 3, np.float32)
+    soft = train_classifier(train.images, train.labels, 3, soft_targets=uniform, **opts)
+    assert not torch.equal(plain.model.fc2.weight, soft.model.fc2.weight)
+    adjusted = train_classifier(
+        train.images, train.labels, 3, logit_adjustment=np.log([0.8, 0.1, 0.1]), **opts
+    )
+    assert not torch.equal(plain.model.fc2.weight, adjusted.model.fc2.weight)
+    with pytest.raises(UsageError, match="soft_targets"):
+        train_classifier(train.images, train.labels, 3, soft_targets=uniform[:, :2], **opts)
+
+
+def test_distillation_and_refresh(data):
+    train, _ = data
+    opts = {"steps": 9, "batch_size": 8, "seed": 0}
+    teacher = train_classifier(train.images, train.labels, 3, **opts)
+    student = train_classifier(train.images, train.labels, 3, teacher=teacher, distill_weight=1.0, **opts)
+    assert not torch.equal(student.model.fc2.weight, teacher.model.fc2.weight)
+    rounds = []
+
+    def refresh(r):
+        rounds.append(r)
+        return {"images": train.images[::-1].copy(), "labels": train.labels[::-1].copy()}
+
+    train_classifier(train.images, train.labels, 3, refresh=refresh, refresh_every=4, **opts)
+    assert rounds == [1, 2]  # steps 4 and 8 of 9
+
+
+# -- policies, controls ----------------------------------------------------------------------------
+def test_policy_fields_parse_and_validate():
+    p = MixPolicy.parse(
+        "name=s,strategy=4,synthetic_share=0.25,soft_labels=true,fresh=true,loss=balanced_softmax"
+    )
+    assert (p.soft_labels, p.fresh, p.loss, p.uses_gan()) == (True, True, "balanced_softmax", True)
+    assert not MixPolicy(name="b", strategy=0, loss="balanced_softmax").uses_gan()
+    for bad in ("loss=focal", "strategy=0,soft_labels=true", "strategy=0,fresh=true", "distill_weight=0",
+                "curriculum=pretrain,soft_labels=true"):  # fmt: skip
+        with pytest.raises(UsageError):
+            MixPolicy.parse(bad)
+
+
+def test_control_differs_only_in_the_synthetic_part(data):
+    train, _ = data
+    policy = MixPolicy(
+        name="soft", strategy=2, synthetic_share=0.25, soft_labels=True, filter=True, loss="balanced_softmax"
+    )
+    control = policy.control()
+    assert control.name == "soft-control" and not control.uses_gan() and control.distill_real
+    kept = {
+        "loss",
+        "balance",
+        "distill_weight",
+        "use_real",
+        "curriculum",
+        "pretrain_fraction",
+        "min_confidence",
+    }
+    for field in kept:
+        assert getattr(control, field) == getattr(policy, field), field
+    n = len(train)
+    syn = Synthetic(train.images[:6], train.labels[:6], np.full((6, 3), 1 / 3, np.float32))
+    arm = mix_arrays(policy, train, syn, 3)
+    ctl = mix_arrays(control, train, syn, 3)
+    assert len(arm["images"]) == n + 6 and np.isnan(arm["soft_targets"][:n]).all()
+    assert arm["soft_targets"][n:] == pytest.approx(np.full((6, 3), 1 / 3))
+    assert arm["draw_weight"][n:].sum() / arm["draw_weight"].sum() == pytest.approx(0.25)
+    assert np.array_equal(ctl["images"], train.images) and np.array_equal(ctl["labels"], train.labels)
+    assert ctl["distill_mask"].all() and "soft_targets" not in ctl and "draw_weight" not in ctl
+
+
+def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
+    train, test = data
+    lines = []
+    policies = [
+        MixPolicy(name="soft", strategy=1, synthetic_share=0.25, soft_labels=True),
+        MixPolicy(name="fresh", strategy=1, synthetic_share=0.5, fresh=True, refresh_steps=3),
+        MixPolicy(name="bsoftmax", strategy=0, loss="balanced_softmax"),
+    ]
+    rep = uplift(train, test, imbalance=[8, 3, 5], seeds=2, out_dir=tmp_path / "u", generator=generator,
+                 policies=policies, classifier_steps=8, classifier_batch_size=8, quality=False,
+                 echo=lines.append)  # fmt: skip
+    assert rep["arms"] == ["real", "soft", "fresh", "bsoftmax", "soft-control"]
+    assert rep["controls"] == {"soft": "soft-control"}
+    for seed in rep["seeds"]:
+        ctl, soft = seed["arms"]["soft-control"], seed["arms"]["soft"]
+        assert ctl["synthetic"]["n_synthetic"] == 0 and ctl["n_train"] == seed["n_real"] == 16
+        assert soft["synthetic"]["n_synthetic"] == 16 and soft["n_train"] == 32
+        assert seed["arms"]["fresh"]["synthetic"]["fresh_pools"] == 3  # steps 0, 3 and 6 of 8
+        assert seed["arms"]["bsoftmax"]["n_train"] == 16
+    diff = rep["paired_control"]["soft"]["accuracy"]
+    expected = np.subtract(rep["summary"]["soft"]["accuracy"]["values"],
+                           rep["summary"]["soft-control"]["accuracy"]["values"])  # fmt: skip
+    assert diff["values"] == pytest.approx(expected.tolist())
+    md = (tmp_path / "u" / "report.md").read_text()
+    assert "GAN's contribution over the distillation control" in md and "| soft | soft-control |" in md
+    assert "balanced softmax loss" in md and "fresh synthetic pool" in md
+    assert any("torch thread" in line for line in lines)
+    assert rep["threads"] == torch.get_num_threads()
+
+
+# -- soft labels in augment outputs and GanAugDataset ----------------------------------------------
+def test_augment_soft_labels_in_manifest_and_npz(tmp_path, generator):
+    x, y = pattern_images([6, 6, 6], size=16, seed=2)
+    src = tmp_path / "train.npz"
+    np.savez(src, images=x, labels=y, classes=np.array(CLASSES))
+    out = tmp_path / "aug"
+    proc = run_cli("augment", str(src), "-g", str(generator), "--out", str(out), "--strategy", "1",
+                   "--format", "npz", "--soft-labels", "-O", "confidence_steps=10", "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    with np.load(out / "data.npz") as npz:
+        soft = npz["soft_labels"]
+        assert soft.shape == (36, 3) and soft.dtype == np.float32
+        for i, rec in enumerate(records):
+            if rec["source"] == "real":
+                assert "soft_label" not in rec and soft[i].tolist() == np.eye(3)[rec["label_index"]].tolist()
+            else:
+                assert sum(rec["soft_label"]) == pytest.approx(1.0, abs=1e-4)
+                assert soft[i] == pytest.approx(rec["soft_label"], abs=1e-6)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["soft_labels"] is True and "trained on the real data" in summary["teacher"]["classifier"]
+
+
+def test_gan_aug_dataset_returns_soft_labels(data, generator):
+    from ganaug.torch_dataset import GanAugDataset
+
+    train, _ = data
+    teacher = train_classifier(train.images, train.labels, 3, steps=5, batch_size=8, seed=0, classes=CLASSES)
+    ds = GanAugDataset(train, generator, ratio=0.5, seed=0, teacher=teacher, return_soft_labels=True)
+    image, label, soft = ds[0]
+    assert soft.tolist() == np.eye(3)[label].tolist()
+    j = ds.n_real + 2
+    image, label, soft = ds[j]
+    assert soft == pytest.approx(teacher.predict_proba(image[None])[0], abs=1e-5)
+    with pytest.raises(UsageError, match="teacher"):
+        GanAugDataset(train, generator, ratio=0.5, return_soft_labels=True)
+
+
+# -- #18: thread defaults and the FID/KID scale ----------------------------------------------------
+def test_auto_threads():
+    assert [auto_threads(c) for c in (1, 2, 3, 4, 16, 64)] == [1, 1, 1, 2, 8, 8]
+
+
+def test_quality_report_has_a_real_vs_real_reference(data):
+    train, test = data
+    extractor = train_classifier(train.images, train.labels, 3, steps=20, batch_size=8, seed=0)
+    noise = np.random.default_rng(0).integers(0, 255, test.images.shape, dtype=np.uint8)
+    q = quality_report(test, (noise, test.labels), extractor, kid_subsets=5)
+    ref = q["real_vs_real"]
+    assert ref["n_per_half"] == 9 and ref["fid"] >= 0
+    assert q["fid"] > 5 * ref["fid"]  # noise is far from the data; real halves are close

@@ -1,0 +1,165 @@
+"""``eval uplift --tune``: the validation split, the choice and its recommendation, the policy file
+round trip into ``augment``, and proof that tuning never looks at the test split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import export_random_generator, pattern_images
+from conftest import run_cli as _run_cli
+
+from ganaug.data import ImageDataset
+from ganaug.errors import UsageError
+from ganaug.evaluate import MixPolicy, uplift
+from ganaug.tune import (
+    augment_options,
+    choose_policy,
+    load_policy_file,
+    stratified_split,
+    write_policy_file,
+)
+
+CLASSES = ["c0", "c1", "c2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_cli(*args: str):
+    return _run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    x, y = pattern_images([12, 12, 12], size=16, seed=0)
+    np.savez(root / "train.npz", images=x, labels=y, classes=np.array(CLASSES))
+    return {
+        "root": root,
+        "train": root / "train.npz",
+        "arrays": (x, y),
+        "generator": export_random_generator(root / "gen", CLASSES, 16, 0, "tune"),
+    }
+
+
+def test_stratified_split_is_disjoint_complete_and_per_class():
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 2 + [3])
+    tr, va = stratified_split(labels, 0.2, seed=0)
+    assert not set(tr) & set(va) and sorted([*tr, *va]) == list(range(len(labels)))
+    assert np.bincount(labels[va], minlength=4).tolist() == [2, 1, 1, 0]  # >= 1 where a class has 2+
+    assert np.array_equal(stratified_split(labels, 0.2, seed=0)[1], va)
+    assert not np.array_equal(stratified_split(labels, 0.2, seed=1)[1], va)
+    with pytest.raises(UsageError):
+        stratified_split(labels, 1.0, seed=0)
+
+
+def _grid():
+    return {
+        "oversample": MixPolicy(name="oversample", strategy=0, balance=True),
+        "gan": MixPolicy(name="gan", strategy=1.0),
+        "gan-soft": MixPolicy(name="gan-soft", strategy=4.0, synthetic_share=0.25, soft_labels=True),
+    }
+
+
+def test_recommendation_when_a_gan_policy_wins():
+    scores = {"real": [80.0, 81.0], "oversample": [81.0, 81.0], "gan": [79.0, 80.0], "gan-soft": [82.0, 83.0]}
+    choice = choose_policy(scores, _grid(), "balanced_accuracy")
+    assert choice["choice"] == "gan-soft" and choice["best_no_gan"] == "oversample"
+    assert choice["margin"] == pytest.approx(1.5)
+    assert choice["recommendation"].startswith("GAN samples with policy `gan-soft` (")
+    assert (
+        "+1.5 points of balanced accuracy on validation over the best no-GAN arm `oversample`"
+        in (choice["recommendation"])
+    )
+
+
+def test_recommendation_when_every_gan_policy_is_worse():
+    scores = {"real": [80.0, 80.0], "oversample": [83.0, 83.0], "gan": [79.0, 80.0], "gan-soft": [82.0, 82.0]}
+    choice = choose_policy(scores, _grid(), "accuracy")
+    assert choice["choice"] == "oversample" and choice["best_gan"] == "gan-soft"
+    assert choice["recommendation"] == (
+        "use oversampling (class-balanced batches) (`oversample`) without GAN samples: every GAN policy "
+        "was worse on validation (best GAN policy `gan-soft`: -1.0 points of accuracy)."
+    )
+    tie = choose_policy({"real": [80.0], "gan": [80.0]}, _grid(), "accuracy")
+    assert tie["choice"] == "real" and "no better" in tie["recommendation"]
+
+
+def test_policy_file_round_trip_into_augment(files, tmp_path):
+    policy = MixPolicy(name="tuned", strategy=0.5, filter=True, min_confidence=0.3, soft_labels=True)
+    path = write_policy_file(tmp_path / "tuned_policy.json", policy, recommendation="x")
+    assert load_policy_file(path) == policy
+    body = json.loads(path.read_text())
+    assert body["augment"] == augment_options(policy) and body["training"]["synthetic_share"] is None
+    out = tmp_path / "aug"
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out", str(out),
+                   "--policy-file", str(path), "--format", "npz", "-O", "confidence_steps=10", "-q",
+                   "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["strategy"] == 0.5 and summary["filters"] == ["confidence"]
+    assert summary["filter_settings"]["confidence"]["min_confidence"] == 0.3
+    assert summary["soft_labels"] is True and sum(summary["counts"]["synthetic"].values()) > 0
+    # an explicit flag beats the file
+    out2 = tmp_path / "aug2"
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out", str(out2),
+                   "--policy-file", str(path), "--strategy", "0", "--format", "npz",
+                   "-O", "confidence_steps=10", "-q", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["counts"]["synthetic"] == {c: 0 for c in CLASSES}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy: {name: x, sharee: 0.3}\n")
+    with pytest.raises(UsageError, match="sharee"):
+        load_policy_file(bad)
+
+
+class _Poisoned(ImageDataset):
+    """A test split whose use raises: proof that tuning never reads it."""
+
+    def __getattribute__(self, name):
+        if name in ("images", "labels", "classes", "subset", "sample_per_class", "source"):
+            raise AssertionError("the test split was touched")
+        return super().__getattribute__(name)
+
+
+def test_tuning_never_touches_the_test_split(files, tmp_path):
+    x, y = files["arrays"]
+    test = ImageDataset(x[:6].copy(), y[:6].copy(), CLASSES)
+    test.__class__ = _Poisoned
+    grid = [MixPolicy(name="gan", strategy=1.0), MixPolicy(name="soft", strategy=1.0, soft_labels=True)]
+    out = tmp_path / "t"
+    with pytest.raises(AssertionError, match="test split was touched"):
+        uplift(ImageDataset(x, y, CLASSES), test, per_class_n=6, seeds=2, out_dir=out,
+               generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
+               classifier_batch_size=8, quality=False)  # fmt: skip
+    # every seed was tuned and the choice written before the test split was first used
+    for seed in (0, 1):
+        tuned = json.loads((out / f"seed_{seed}" / "tune.json").read_text())
+        assert set(tuned["arms"]) == {"real", "gan", "soft", "soft-control"}
+        assert tuned["n_train"] + tuned["n_validation"] == 18
+    assert json.loads((out / "tuned_policy.json").read_text())["kind"] == "ganaug.policy"
+
+
+def test_eval_uplift_tune_cli(files, tmp_path):
+    out = tmp_path / "cli"
+    common = ["eval", "uplift", str(files["train"]), "--per-class", "6", "--seeds", "1", "-g",
+              str(files["generator"]), "--classifier-steps", "6", "--classifier-batch-size", "8",
+              "--no-quality", "--out", str(out), "-q"]  # fmt: skip
+    proc = run_cli(*common, "--tune", "--policy", "name=gan,strategy=1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("recommendation: ")
+    report = json.loads((out / "report.json").read_text())
+    assert report["arms"] is None and set(report["tune"]["validation"]) == {"real", "gan"}
+    assert (out / "report.md").read_text().rstrip().endswith(report["recommendation"])
+    policy = load_policy_file(out / "tuned_policy.json")
+    assert policy.name == "tuned" and (policy.uses_gan() == (report["tune"]["choice"] == "gan"))
+    missing = run_cli(*common)
+    assert missing.returncode == 2 and "--test" in missing.stderr
