@@ -41,6 +41,7 @@ from torch import nn
 from ganaug import __version__
 from ganaug.errors import CheckpointError, ExportError, UsageError
 from ganaug.fileio import atomic_path
+from ganaug.output_safety import check_export_out
 from ganaug.runtime import LAYOUTS
 from ganaug.sampling import quantize_torch
 
@@ -212,11 +213,14 @@ def export_generator(
     atol: float = 1e-4,
     seed: int | None = None,
     verbose: bool = False,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Export a generator (run dir, ``.safetensors`` file, or module) to ``out_path``; see module doc.
 
     For a module, ``classes`` is required unless it came from :func:`~ganaug.checkpoint.load_generator`.
-    Raises ExportError (and writes nothing) when a check fails.
+    Raises ExportError (and writes nothing) when a check fails. ``out_path`` may not be the weights
+    file or lie in a run's ``weights/``; an existing file is replaced only with ``overwrite`` and only
+    when it is an ONNX file ganaug exported (see :mod:`ganaug.output_safety`).
     """
     import onnx
 
@@ -228,8 +232,7 @@ def export_generator(
     if int(opset) < MIN_OPSET:
         raise UsageError(f"opset must be >= {MIN_OPSET}, got {opset}")
     out_path = Path(out_path)
-    if out_path.is_dir():
-        raise UsageError(f"--out must be a file path, not a folder: {out_path}")
+    check_export_out(None if isinstance(source, nn.Module) else source, out_path, overwrite=overwrite)
     if not parity_batches or any(int(b) < 1 for b in parity_batches):
         raise UsageError(f"parity_batches must be positive batch sizes, got {list(parity_batches)}")
     module, class_names, rid, sha = _resolve(source, classes, run_id, weights_sha256)

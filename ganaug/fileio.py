@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        _set_mode(tmp, target)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -40,6 +42,18 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
         raise
     _fsync_dir(target.parent)
+
+
+def _set_mode(tmp: Path, target: Path) -> None:
+    """mkstemp makes 0600 files: give ``tmp`` the mode ``open(target, "w")`` would leave -- the
+    existing target's mode, else 0666 minus the umask."""
+    from ganaug.output_safety import current_umask
+
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode) if target.is_file() else None
+    except OSError:
+        mode = None
+    os.chmod(tmp, mode if mode is not None else 0o666 & ~current_umask())
 
 
 def _fsync_dir(directory: Path) -> None:

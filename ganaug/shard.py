@@ -191,15 +191,14 @@ def merge_parts(
     complete; the parts are only read.
     """
     from ganaug.dataset_writer import MANIFEST, NPZ_NAME, DatasetWriter
+    from ganaug.output_safety import check_output
 
     say = echo or (lambda _m: None)
     paths = [Path(p) for p in parts]
     if not paths:
         raise UsageError("--merge needs the part folders to join")
     out = Path(out)
-    for p in paths:
-        if out.resolve() == p.resolve() or p.resolve().is_relative_to(out.resolve()):
-            raise UsageError(f"--out {out} is or contains the part {p}; choose another folder")
+    check_output(out, [(p, "the part") for p in paths], overwrite=overwrite, kind="dataset")
     summaries = [_read_part(p) for p in paths]
     order = _check_parts(paths, summaries)
     paths = [paths[i] for i in order]

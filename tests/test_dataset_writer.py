@@ -12,6 +12,7 @@ from PIL import Image
 from ganaug.data import load_dataset
 from ganaug.dataset_writer import DatasetWriter, safe_class_dirname
 from ganaug.errors import DataError, UsageError
+from ganaug.output_safety import MARKER, write_marker
 
 CLASSES = ["cat", "dog"]
 
@@ -95,10 +96,11 @@ def test_exception_keeps_previous_dataset(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("keep me")
+    write_marker(out, "dataset")  # --overwrite replaces only what ganaug wrote
     with pytest.raises(KeyError), DatasetWriter(out, classes=CLASSES, overwrite=True) as w:
         w.add(_img(1), 0, {})
         raise KeyError("x")
-    assert [p.name for p in out.iterdir()] == ["old.txt"] and _siblings(out) == []
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "old.txt"] and _siblings(out) == []
 
 
 def test_overwrite_rules(tmp_path: Path) -> None:

@@ -142,10 +142,11 @@ class _NoisyGenerator(nn.Module):
 
 def test_failed_parity_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "g.onnx"
-    out.write_bytes(b"previous file")
+    export_generator(make_generator("mlp", 1), out, classes=CLASSES)  # --overwrite needs ganaug's ONNX
+    previous = out.read_bytes()
     with pytest.raises(ExportError, match="differs from torch"):
-        export_generator(_NoisyGenerator().eval(), out, classes=CLASSES)
-    assert out.read_bytes() == b"previous file"
+        export_generator(_NoisyGenerator().eval(), out, classes=CLASSES, overwrite=True)
+    assert out.read_bytes() == previous
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
 
 

@@ -27,24 +27,49 @@ def _size(n: int) -> str:
 )
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @click.option("--verbose", is_flag=True, help="Show torch.onnx's own progress output.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out that ganaug exported before.")
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="With a run directory: best (lowest validation FID of its EMA snapshots), last, or a step.",
+)
 @quiet_option
 @config_option
-def export(run: str, out: str, layout: str, opset: int, verbose: bool, quiet: bool) -> None:
+def export(
+    run: str,
+    out: str,
+    layout: str,
+    opset: int,
+    verbose: bool,
+    overwrite: bool,
+    checkpoint: str | None,
+    quiet: bool,
+) -> None:
     """Export the EMA generator of RUN (run directory or .safetensors file) to ONNX.
 
     Spectral norm is baked in; inputs z float32 [batch, z_dim] and label int64 [batch]; metadata
     ganaug.* (classes, z_dim, image_size, channels, layout, weights_sha256, run_id). The file is
     written only if onnx.checker passes and onnxruntime matches torch within 1e-4 at batch 1 and 64.
+    An existing --out is replaced only with --overwrite, and only if it is an ONNX file ganaug exported.
 
     \b
     Example:
       ganaug export runs/exp --out generator.onnx
       ganaug export runs/exp/weights/ema.safetensors --out g_float.onnx --layout float-nchw
     """
+    from ganaug.cli.preflight import require_run
+
+    require_run(run)  # before torch is imported
+    from ganaug.output_safety import check_export_out
+
+    check_export_out(run, out, overwrite=overwrite)  # before torch is imported: refusals are instant
     from ganaug.export import export_generator
+    from ganaug.snapshots import select_weights
+
+    run = str(select_weights(run, checkpoint))  # a snapshot lies inside the run dir checked above
 
     echo(f"exporting {run} ({layout}, opset {opset}) ...", quiet)
-    report = export_generator(run, out, layout=layout, opset=opset, verbose=verbose)
+    report = export_generator(run, out, layout=layout, opset=opset, verbose=verbose, overwrite=overwrite)
     echo(
         f"  {len(report.classes)} classes, z_dim {report.z_dim}, "
         f"image {report.image_size}x{report.image_size}x{report.channels}",
