@@ -31,6 +31,7 @@ unsharded run writes. The input is only read, never written.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import platform
@@ -45,6 +46,7 @@ import numpy as np
 from ganaug.errors import DataError, PluginError, UsageError
 from ganaug.hookspecs import AugmentContext
 from ganaug.noise import NoiseStream
+from ganaug.progress import Progress
 
 if TYPE_CHECKING:
     from ganaug.shard import Shard
@@ -68,31 +70,36 @@ CORE_OPTIONS = (
     "real",
     "seed",
     "truncation",
+    "soft_labels",
+    "teacher",
+    "fill",
 )
+#: ``fill``: what to do when the filters leave a class short (see :func:`augment_dataset`).
+FILL_MODES = ("none", "best")
+#: ``context.state`` key under which a ``ganaug_accept`` implementation may publish, for the batch it
+#: just voted on, ``{reason: float array}`` -- a score per candidate (higher is better) for its vote
+#: ``reason``. ``fill="best"`` takes rejected candidates only when every rejecting vote was scored.
+SCORES_KEY = "candidate_scores"
 _FILE_FORMATS = ("imagefolder", "png")
 _VERSIONED = ("numpy", "torch", "onnxruntime", "albumentations", "pluggy", "Pillow")
 
 
-def _is_within(child: Path, parent: Path) -> bool:
-    return child == parent or child.is_relative_to(parent)
+def check_paths(
+    data: str | os.PathLike[str] | None,
+    generator: str | os.PathLike[str],
+    out: Path,
+    *,
+    overwrite: bool = False,
+    files: Sequence[str | os.PathLike[str] | None] = (),
+) -> None:
+    """Refuse an ``out`` that is, contains or lies inside an input (the data, every folder a manifest
+    points into, the generator, the option ``files``), or that ``--overwrite`` may not replace
+    (see :mod:`ganaug.output_safety`)."""
+    from ganaug.output_safety import check_output, data_inputs, generator_inputs
 
-
-def check_paths(data: str | os.PathLike[str] | None, generator: str | os.PathLike[str], out: Path) -> None:
-    """Refuse an output folder that is, contains or lies inside the input (or the generator)."""
-    out_r = out.resolve()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out exists and is not a folder: {out}")
-    if data is not None:
-        data_r = Path(data).resolve()
-        # A folder, or a manifest whose images live beside it, is the input tree; NPZ/IDX are files.
-        manifest = data_r.suffix.lower() in (".csv", ".jsonl", ".ndjson")
-        data_root = data_r if data_r.is_dir() else (data_r.parent if manifest else data_r)
-        if _is_within(out_r, data_root):
-            raise UsageError(f"--out {out} is inside the input {data}; choose a folder outside it")
-        if _is_within(data_r, out_r):
-            raise UsageError(f"--out {out} contains the input {data}; it would be replaced")
-    if _is_within(Path(generator).resolve(), out_r):
-        raise UsageError(f"--out {out} contains the generator {generator}; it would be replaced")
+    inputs = [*data_inputs(data), *generator_inputs(generator)]
+    inputs += [(Path(f), "the input file") for f in files if f]
+    check_output(out, inputs, overwrite=overwrite, kind="dataset")
 
 
 def _jsonable_strategy(strategy: Any) -> Any:
@@ -169,45 +176,60 @@ def _shard_entry(shard: Shard, summary: dict[str, Any], ds: Any, batch_size: int
     from ganaug.shard import dataset_fingerprint, job_key, shard_entry
 
     # Paths may be spelt differently per part: the input and generator count by content.
-    per_part = ("input", "output", "counts", "candidates", "rejected", "shortfall")
+    per_part = ("input", "output", "counts", "candidates", "rejected", "shortfall", "filled")
     settings = {k: v for k, v in summary.items() if k not in per_part}
     settings["generator"] = {k: v for k, v in summary["generator"].items() if k != "source"}
     settings["plan"] = summary["counts"]["planned"]
     settings["input_sha256"] = dataset_fingerprint(ds.images, ds.labels)
     settings["batch_size"] = int(batch_size)
-    additive = ["counts.real", "counts.synthetic", "counts.after", "candidates", "rejected", "shortfall"]
+    additive = [
+        "counts.real", "counts.synthetic", "counts.after", "candidates", "rejected", "shortfall", "filled"
+    ]  # fmt: skip
     return shard_entry(
         shard, job=job_key(settings), classes=list(ds.classes), fmt=summary["format"], additive=additive
     )
 
 
-def _synthetic_units(need: Sequence[int], max_attempts: float) -> list[tuple[int, int, int, int]]:
-    """``(class index, target, first noise row, rows)`` per unit, class by class."""
-    units, row = [], 0
-    for label, n in enumerate(need):
-        for done in range(0, int(n), SYNTHETIC_UNIT):
-            target = min(SYNTHETIC_UNIT, int(n) - done)
-            rows = math.ceil(max_attempts * target)
-            units.append((label, target, row, rows))
-            row += rows
-    return units
+class _SyntheticUnits(Sequence[tuple[int, int, int, int]]):
+    """``(class index, target, first noise row, rows)`` per unit, class by class, computed on demand:
+    a plan of 10^11 images costs no memory. ``span`` restricts it to some units (``--shard``)."""
+
+    def __init__(self, need: Sequence[int], max_attempts: float, span: range | None = None) -> None:
+        self.need = [int(n) for n in need]
+        self.max_attempts = max_attempts
+        self.full_rows = math.ceil(max_attempts * SYNTHETIC_UNIT)
+        self.first_unit, self.first_row = [0], [0]
+        for n in self.need:
+            self.first_unit.append(self.first_unit[-1] + -(-n // SYNTHETIC_UNIT))
+            last = n % SYNTHETIC_UNIT or SYNTHETIC_UNIT
+            rows = (n // SYNTHETIC_UNIT - (n % SYNTHETIC_UNIT == 0)) * self.full_rows if n else 0
+            self.first_row.append(self.first_row[-1] + (rows + math.ceil(max_attempts * last) if n else 0))
+        self.span = span if span is not None else range(self.first_unit[-1])
+
+    def __len__(self) -> int:
+        return len(self.span)
+
+    def __getitem__(self, i: int) -> tuple[int, int, int, int]:  # type: ignore[override]
+        u = self.span[i]
+        label = bisect.bisect_right(self.first_unit, u) - 1
+        j = u - self.first_unit[label]
+        target = min(SYNTHETIC_UNIT, self.need[label] - j * SYNTHETIC_UNIT)
+        row = self.first_row[label] + j * self.full_rows
+        return label, target, row, math.ceil(self.max_attempts * target)
+
+    def select(self, span: range) -> _SyntheticUnits:
+        """The units at positions ``span`` of this sequence."""
+        return _SyntheticUnits(self.need, self.max_attempts, self.span[span.start : span.stop])
 
 
-class _Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled and total > 0:
-            from tqdm.auto import tqdm
+def _synthetic_units(need: Sequence[int], max_attempts: float) -> _SyntheticUnits:
+    """``(class index, target, first noise row, rows)`` per unit, class by class (lazily)."""
+    return _SyntheticUnits(need, max_attempts)
 
-            self.bar = tqdm(total=total, desc="synthetic", unit="img", leave=False)
 
-    def update(self, n: int) -> None:
-        if self.bar is not None and n:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _Progress(total: int, enabled: bool) -> Progress:
+    """A bar on a terminal, plain lines in a log (see :mod:`ganaug.progress`)."""
+    return Progress(total, "synthetic", "img", enabled)
 
 
 def augment_dataset(
@@ -238,6 +260,9 @@ def augment_dataset(
     warn: Callable[[str], None] | None = None,
     plugin_manager: Any = None,
     shard: Shard | None = None,
+    soft_labels: bool = False,
+    teacher: str | os.PathLike[str] | None = None,
+    fill: str = "none",
 ) -> dict[str, Any]:
     """Write ``out``: the real images of ``data`` plus synthetic ones from ``generator``.
 
@@ -247,10 +272,20 @@ def augment_dataset(
     ``plugins``: extra plugins (``--plugin``); ``plugin_options``: ``-o KEY=VALUE`` pairs, visible to
     plugins in ``options``. ``plugin_manager`` replaces plugin discovery (then ``plugins`` is ignored).
     ``shard`` writes only that part of the job (``--shard K/N``, see :mod:`ganaug.shard`).
+    ``soft_labels`` records a teacher's class probabilities of each synthetic image (before
+    transforms) as ``soft_label`` in the manifest (and ``soft_labels`` in an NPZ): the classifier
+    a plugin puts in ``context.state["teacher"]`` -- the built-in filters plugin gives ``teacher``
+    (ONNX or ganaug ``.safetensors``), else the confidence filter's classifier, else one trained on
+    the real data.
+    ``fill="best"``: when the filters leave a class short after ``max_attempts``, write the best
+    rejected candidates of that class instead (those rejected only by scored votes -- the confidence
+    filter's -- highest score first; never a near-duplicate); each is marked ``fallback`` in the
+    manifest and counted in ``summary["filled"]``. ``"none"`` (default) writes fewer and warns.
     The other arguments are the ``ganaug augment`` options of the same names (see its ``--help``).
     Returns the summary that is also written to ``out/summary.json``.
     """
     from ganaug.data import ImageDataset, load_dataset
+    from ganaug.dataset_writer import check_output_size
     from ganaug.plugins import get_plugin_manager, plugin_infos
     from ganaug.sampling import open_sampler
 
@@ -259,16 +294,19 @@ def augment_dataset(
     out = Path(out)
     if real not in REAL_MODES:
         raise UsageError(f"real must be one of {', '.join(REAL_MODES)}, got {real!r}")
-    if not (isinstance(max_attempts, (int, float)) and max_attempts >= 1):
+    if fill not in FILL_MODES:
+        raise UsageError(f"--fill must be one of {', '.join(FILL_MODES)}, got {fill!r}")
+    if not (isinstance(max_attempts, (int, float)) and 1 <= max_attempts < math.inf):
         raise UsageError(f"--max-attempts must be a number >= 1, got {max_attempts!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"--seed must be an integer >= 0, got {seed!r}")
     data_path = None if isinstance(data, ImageDataset) else data
     if data_path is not None and not Path(data_path).exists():
         raise DataError(f"input not found: {data_path}")
-    check_paths(data_path, generator, out)
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"--out {out} is not empty (use --overwrite to replace it)")
+    check_paths(
+        data_path, generator, out, overwrite=overwrite,
+        files=[transforms, synthetic_transforms, filter_classifier, teacher],
+    )  # fmt: skip
     extra = dict(plugin_options or {})
     clash = sorted(set(extra) & set(CORE_OPTIONS))
     if clash:
@@ -302,6 +340,9 @@ def augment_dataset(
         "real": real,
         "seed": int(seed),
         "truncation": truncation,
+        "soft_labels": bool(soft_labels),
+        "teacher": str(teacher) if teacher else None,
+        "fill": fill,
         **extra,
     }
     context = AugmentContext(
@@ -320,6 +361,9 @@ def augment_dataset(
             f"unknown --filter {', '.join(map(repr, context.unclaimed_filters))}; "
             "built-in filters: confidence, near-duplicate"
         )
+    soft_teacher = context.state.get("teacher") if soft_labels else None
+    if soft_labels and soft_teacher is None:
+        raise UsageError("--soft-labels: no plugin provided a teacher classifier (context.state['teacher'])")
 
     before = ds.class_counts()
     plan_raw = pm.hook.ganaug_plan(class_counts=dict(before), options=options)
@@ -331,6 +375,8 @@ def augment_dataset(
             f"(it has {', '.join(sampler.classes)})"
         )
 
+    real_count = len(ds) if real != "none" else 0
+    check_output_size(real_count + sum(plan.values()), sampler.image_shape, fmt, f"--strategy {strategy!r}")
     writer = pm.hook.ganaug_open_writer(out_dir=out, fmt=fmt, classes=classes, overwrite=overwrite)
     if writer is None:
         raise UsageError(f"unknown --format {fmt!r}; built-in formats: imagefolder, npz")
@@ -340,12 +386,13 @@ def augment_dataset(
     rejected: Counter[str] = Counter()
     attempts: Counter[str] = Counter()
     shortfall: dict[str, int] = {}
+    filled: Counter[str] = Counter()
 
     units = _synthetic_units([plan[c] for c in classes], max_attempts)
     real_span = range(len(ds)) if real != "none" else range(0)
     if shard is not None:
         real_span = shard.span(len(real_span))
-        units = [units[u] for u in shard.span(len(units))]
+        units = units.select(shard.span(len(units)))
         say(f"shard {shard}: {len(real_span)} real images, {len(units)} synthetic units")
 
     with writer:
@@ -379,9 +426,13 @@ def augment_dataset(
         if total:
             say(f"generating {total} synthetic images")
 
+        last_vote: dict[str, Any] = {}  # per-candidate "hard" rejections and "score", for --fill best
+
         def vote(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
             keep = np.ones(len(labels), dtype=bool)
             voters: list[str] = []
+            context.state[SCORES_KEY] = {}
+            votes: list[tuple[Any, np.ndarray]] = []
             calls = pm.call_each("ganaug_accept", images=images, labels=labels, context=context)
             for plugin_name, result in calls:
                 if result is None:
@@ -398,12 +449,47 @@ def augment_dataset(
                     key = f"{plugin_name}:{reason}" if reason else plugin_name
                     rejected[key] += int((keep & ~mask).sum())
                     keep &= mask
+                    votes.append((reason, mask))
+            scores = context.state.pop(SCORES_KEY, None) or {}  # published while voting (a generator)
+            scored = {
+                r: np.asarray(v, dtype=np.float64) for r, v in scores.items() if np.shape(v) == keep.shape
+            }
+            hard = np.zeros(len(labels), dtype=bool)
+            for reason, mask in votes:
+                if reason not in scored:
+                    hard |= ~mask
+            last_vote["hard"] = hard
+            last_vote["score"] = np.min(list(scored.values()), axis=0) if scored else None
             return keep, voters
+
+        def add_synthetic(
+            raw: np.ndarray, label: int, k: int, plugins_: list[str], soft_row: Any, extra: dict | None = None
+        ) -> None:
+            rng = np.random.default_rng([int(seed), 1, k])
+            image, applied, acted = pm.transform(
+                raw, label=label, source="synthetic", rng=rng, context=context
+            )
+            record = {
+                "source": "synthetic",
+                "generator_sha256": sha,
+                "seed": int(seed),
+                "z_index": k,
+                "transforms": applied,
+                "plugins": plugins_ + acted,
+            }
+            if truncation is not None:
+                record["truncation"] = truncation
+            if soft_row is not None:
+                record["soft_label"] = [round(float(v), 6) for v in soft_row]
+            writer.add(image, label, {**record, **(extra or {})})
+            written_syn[classes[label]] += 1
+            bar.update(1)
 
         try:
             for label, target, first_row, rows in units:
                 stream = NoiseStream(int(seed), sampler.z_dim, truncation, start=first_row)
                 drawn = kept = 0
+                pool = _FillPool(target) if fill == "best" and has_filters else None
                 while kept < target and drawn < rows:
                     rate = kept / drawn if drawn else 1.0
                     want = min(math.ceil((target - kept) / max(rate, 0.1)), rows - drawn)
@@ -417,26 +503,23 @@ def augment_dataset(
                         drawn += n
                         want -= n
                         keep, voters = vote(images, labels) if has_filters else (np.ones(n, bool), [])
-                        for j in np.flatnonzero(keep)[: target - kept]:
-                            k = z_first + int(j)
-                            rng = np.random.default_rng([int(seed), 1, k])
-                            image, applied, acted = pm.transform(
-                                images[j], label=label, source="synthetic", rng=rng, context=context
-                            )
-                            record = {
-                                "source": "synthetic",
-                                "generator_sha256": sha,
-                                "seed": int(seed),
-                                "z_index": k,
-                                "transforms": applied,
-                                "plugins": voters + acted,
-                            }
-                            if truncation is not None:
-                                record["truncation"] = truncation
-                            writer.add(image, label, record)
+                        chosen = np.flatnonzero(keep)[: target - kept]
+                        soft = _soft_rows(soft_teacher, images[chosen], len(classes))
+                        for pos, j in enumerate(chosen):
+                            add_synthetic(images[j], label, z_first + int(j), voters, _row(soft, pos))
                             kept += 1
-                            written_syn[classes[label]] += 1
-                            bar.update(1)
+                        if pool is not None:
+                            eligible = ~keep & ~last_vote["hard"]
+                            pool.offer(images, eligible, last_vote["score"], z_first, voters)
+                if pool is not None and kept < target:
+                    best = pool.best(target - kept)
+                    raws = np.stack([c[3] for c in best]) if best else images[:0]
+                    soft = _soft_rows(soft_teacher, raws, len(classes))
+                    for pos, (score, k, voters_, raw) in enumerate(best):
+                        fallback = {"fallback": {"fill": "best", "score": round(score, 6)}}
+                        add_synthetic(raw, label, k, voters_, _row(soft, pos), fallback)
+                        kept += 1
+                        filled[classes[label]] += 1
                 attempts[classes[label]] += drawn
                 missing_by_class[label] += target - kept
         finally:
@@ -448,7 +531,14 @@ def augment_dataset(
                     f"class {name!r}: only {written_syn[name]} of {written_syn[name] + shortfall[name]} "
                     f"synthetic images passed the filters after {attempts[name]} candidates "
                     f"(--max-attempts {max_attempts:g})"
+                    + ("" if fill == "best" else "; --fill best fills it with the best rejected candidates")
                 )
+        if sum(filled.values()):
+            complain(
+                f"--fill best: {sum(filled.values())} synthetic images did not pass the filters and were "
+                "written as the best candidates of their class (manifest: 'fallback'): "
+                + ", ".join(f"{c} {n}" for c, n in filled.items() if n)
+            )
 
         after = {c: written_real[c] + written_syn[c] for c in classes}
         summary: dict[str, Any] = {
@@ -468,6 +558,7 @@ def augment_dataset(
             "max_synthetic_ratio": max_synthetic_ratio,
             "max_attempts": float(max_attempts),
             "filters": list(options["filters"]),
+            **({"soft_labels": True} if soft_labels else {}),
             "counts": {
                 "before": dict(before),
                 "planned": dict(plan),
@@ -479,6 +570,8 @@ def augment_dataset(
             "candidates": {c: attempts[c] for c in classes},
             "rejected": dict(rejected),
             "shortfall": shortfall,
+            "fill": fill,
+            "filled": {c: filled[c] for c in classes if filled[c]},
             "plugins": plugin_infos(pm),
             "versions": _versions(),
         }
@@ -489,4 +582,52 @@ def augment_dataset(
     return summary
 
 
-__all__ = ["CORE_OPTIONS", "REAL_MODES", "augment_dataset", "check_paths"]
+def _row(rows: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if rows is None else rows[i]
+
+
+class _FillPool:
+    """The ``size`` best rejected candidates of one unit seen so far (for ``fill="best"``).
+
+    Candidates are ranked by score (higher first), ties by ``z_index``; so the choice does not depend
+    on the batch size and a unit's fallback images are the same in sharded and unsharded runs.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: list[tuple[float, int, list[str], np.ndarray]] = []
+
+    def offer(
+        self,
+        images: np.ndarray,
+        eligible: np.ndarray,
+        score: np.ndarray | None,
+        z_first: int,
+        voters: list[str],
+    ) -> None:
+        """Consider the ``eligible`` candidates of a batch whose first noise row is ``z_first``."""
+        if score is None:
+            return
+        for j in np.flatnonzero(eligible):
+            self.items.append((float(score[j]), z_first + int(j), list(voters), images[j].copy()))
+        self.items.sort(key=lambda c: (-c[0], c[1]))
+        del self.items[self.size :]
+
+    def best(self, n: int) -> list[tuple[float, int, list[str], np.ndarray]]:
+        return self.items[:n]
+
+
+def _soft_rows(teacher: Any, images: np.ndarray, k: int) -> np.ndarray | None:
+    """The teacher's class probabilities ``[n, k]`` (rows renormalised), or None without a teacher."""
+    if teacher is None or not len(images):
+        return None
+    probs = np.asarray(teacher.predict_proba(images), dtype=np.float64)
+    if probs.shape != (len(images), k) or not np.isfinite(probs).all():
+        raise PluginError(
+            f"the soft-label teacher gave probabilities of shape {probs.shape}, expected {(len(images), k)}"
+        )
+    probs = np.clip(probs, 0.0, None)
+    return probs / np.maximum(probs.sum(1, keepdims=True), 1e-12)
+
+
+__all__ = ["CORE_OPTIONS", "FILL_MODES", "REAL_MODES", "SCORES_KEY", "augment_dataset", "check_paths"]

@@ -12,13 +12,20 @@ Everything is written into a hidden sibling folder (``.out.tmp-<pid>-XXXX``) tha
 half-written dataset that looks complete: ``out_dir`` is either untouched or complete. Files inside
 the temporary folder need no atomic writes of their own for that reason. What a killed writer left
 behind (hidden folders of a process that no longer runs) is removed by the next writer of the same
-``out_dir``.
+``out_dir``, with one line on stderr per folder. Every dataset gets the marker file
+``.ganaug-output.json``; ``overwrite`` replaces only a non-empty ``out_dir`` that holds it (see
+:mod:`ganaug.output_safety`). The temporary folder, which becomes ``out_dir``, gets the mode the
+umask gives a new folder (not ``mkdtemp``'s 0700).
 
 Layout (``fmt="imagefolder"``): ``<class>/<source>_<index:06d>.png`` with a running index per class
 and source. Layout (``fmt="npz"``): ``data.npz`` with ``images`` (uint8 NHWC), ``labels`` (int64)
-and ``classes`` (str); the manifest path of row ``i`` is ``data.npz#i``. Both get ``manifest.jsonl``
+and ``classes`` (str); the manifest path of row ``i`` is ``data.npz#i``. Both get ``classes.json``
+(the class order as a JSON list of folder names; ganaug's folder reader honours it, so label indices
+survive a round trip) and ``manifest.jsonl``
 with one JSON object per image: ``path``, ``label`` (class name), ``label_index`` and the caller's
-record (``source``, ``seed``, ``z_index``, ``transforms``, ``plugins``, ...).
+record (``source``, ``seed``, ``z_index``, ``transforms``, ``plugins``, ...). When records carry
+``soft_label`` (``augment --soft-labels``), the NPZ also holds ``soft_labels`` (float32 ``[N, classes]``,
+one-hot rows for images without one).
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,14 +46,65 @@ from typing import Any
 
 import numpy as np
 
+from ganaug.data.sources import MAX_BYTES_ENV, _human, max_dataset_bytes
 from ganaug.errors import DataError, UsageError
+from ganaug.output_safety import MARKER, apply_umask, check_replaceable_dir, marker_content, resolve
 
 FORMATS = {"imagefolder": "imagefolder", "png": "imagefolder", "npz": "npz"}
 MANIFEST = "manifest.jsonl"
 NPZ_NAME = "data.npz"
+CLASSES_FILE = "classes.json"
 _RESERVED_KEYS = ("path", "label", "label_index")
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f<>:"|?*]')
 _SOURCE_OK = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+MAX_IMAGES_ENV = "GANAUG_MAX_OUTPUT_IMAGES"
+#: Images one ``augment`` / ``sample`` job may write: the manifest records (about 0.5 kB each) stay
+#: in memory until the dataset is complete.
+DEFAULT_MAX_IMAGES = 10_000_000
+
+
+def max_output_images() -> int:
+    """``$GANAUG_MAX_OUTPUT_IMAGES`` when set, else :data:`DEFAULT_MAX_IMAGES`."""
+    env = os.environ.get(MAX_IMAGES_ENV)
+    if not env:
+        return DEFAULT_MAX_IMAGES
+    try:
+        value = int(float(env))
+    except ValueError:
+        raise UsageError(f"{MAX_IMAGES_ENV}={env!r} is not a number of images") from None
+    if value <= 0:
+        raise UsageError(f"{MAX_IMAGES_ENV}={env!r} must be a positive number of images")
+    return value
+
+
+def npz_size_problem(count: int, image_shape: Sequence[int]) -> str | None:
+    """Why ``count`` images of ``image_shape`` cannot go into one NPZ (None when they can): NPZ
+    output holds every image in memory until the end, within ``GANAUG_MAX_DATASET_BYTES``."""
+    need = int(count) * int(np.prod(image_shape))
+    limit = max_dataset_bytes()
+    if need <= limit:
+        return None
+    return (
+        f"--format npz holds every image in memory: {count} images of {'x'.join(map(str, image_shape))} "
+        f"need {_human(need)}, over the {_human(limit)} limit; use --format imagefolder, "
+        f"or raise {MAX_BYTES_ENV} (bytes)"
+    )
+
+
+def check_output_size(count: int, image_shape: Sequence[int], fmt: str, what: str) -> None:
+    """Refuse, before anything is generated, a job writing more than :func:`max_output_images`
+    images, or an NPZ bigger than the dataset memory limit. ``what`` names the request."""
+    limit = max_output_images()
+    if count > limit:
+        raise UsageError(
+            f"{what} asks for {count} images, over the limit of {limit} per dataset; ask for fewer, "
+            f"split the job with --shard, or raise {MAX_IMAGES_ENV}"
+        )
+    problem = npz_size_problem(count, image_shape) if FORMATS.get(fmt) == "npz" else None
+    if problem:
+        raise UsageError(f"{what}: {problem}")
 
 
 def safe_class_dirname(name: str) -> str:
@@ -57,10 +117,6 @@ def safe_class_dirname(name: str) -> str:
     if not safe or safe in (".", ".."):
         raise DataError(f"class name {name!r} cannot be used as a folder name")
     return safe
-
-
-def _dir_is_empty(path: Path) -> bool:
-    return not any(path.iterdir())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -94,6 +150,7 @@ def _clean_stale(out: Path) -> None:
                 continue
             if path.is_symlink() or not path.is_dir():
                 continue
+            print(f"ganaug: removing {path}, left by a killed writer (pid {pid})", file=sys.stderr)
             if kind == "old" and (path / "d").is_dir() and not (out.exists() or out.is_symlink()):
                 with contextlib.suppress(OSError):
                     os.replace(path / "d", out)
@@ -150,6 +207,7 @@ class DatasetWriter:
             raise DataError(f"two class names map to the same folder name {dup!r}")
         self._counters: Counter[tuple[int, str]] = Counter()
         self._images: list[np.ndarray] = []
+        self._npz_limit = max_dataset_bytes() if self.fmt == "npz" else 0
         self._labels: list[int] = []
         self._tmp: Path | None = None
         self._done = False
@@ -163,12 +221,13 @@ class DatasetWriter:
         if out.exists() or out.is_symlink():
             if not out.is_dir() or out.is_symlink():
                 raise UsageError(f"output path exists and is not a folder: {out}")
-            if not _dir_is_empty(out) and not self.overwrite:
-                raise UsageError(f"output folder is not empty: {out} (use --overwrite to replace it)")
-            if Path.cwd().resolve().is_relative_to(out.resolve()):
+            # --overwrite replaces only a dataset ganaug wrote (its marker file), see output_safety
+            check_replaceable_dir(out, overwrite=self.overwrite, kind="dataset")
+            if Path.cwd().resolve().is_relative_to(resolve(out)):
                 raise UsageError(f"refusing to replace {out}: it contains the current directory")
         out.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+        apply_umask(self._tmp, directory=True)  # mkdtemp makes 0700; it becomes out_dir
         return self
 
     def __enter__(self) -> DatasetWriter:
@@ -199,6 +258,10 @@ class DatasetWriter:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             for name, content in self.extra_files.items():
                 self._write_extra(tmp, name, content)
+            if CLASSES_FILE not in self.extra_files:  # the class order, honoured by ganaug's folder reader
+                names = self._dirnames if self.fmt == "imagefolder" else self.classes
+                self._write_extra(tmp, CLASSES_FILE, names)
+            (tmp / MARKER).write_text(marker_content("dataset"), encoding="utf-8")
             self._publish(tmp)
         except BaseException:
             self.abort()
@@ -231,21 +294,45 @@ class DatasetWriter:
                 os.close(fd)
 
     def _write_npz(self, path: Path) -> None:
-        empty_shape = (0, *(self.image_shape or (0, 0, 0)))
-        images = np.stack(self._images) if self._images else np.empty(empty_shape, dtype=np.uint8)
-        with open(path, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                images=images,
-                labels=np.asarray(self._labels, dtype=np.int64),
-                classes=np.asarray(self.classes, dtype=str),
-            )
+        """Like ``np.savez_compressed``, but ``images`` is streamed image by image into its member
+        (no stacked copy: the images are held in memory once, not twice)."""
+        first = self._images[0].shape if self._images else self.image_shape or (0, 0, 0)
+        shape = (len(self._images), *first)
+        others = {
+            "labels": np.asarray(self._labels, dtype=np.int64),
+            "classes": np.asarray(self.classes, dtype=str),
+            **self._soft_label_array(),
+        }
+        descr = np.lib.format.dtype_to_descr(np.dtype(np.uint8))
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            with zf.open("images.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array_header_2_0(fh, header)
+                for image in self._images:
+                    fh.write(image.tobytes())
+            for name, array in others.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, array, allow_pickle=False)
+
+    def _soft_label_array(self) -> dict[str, np.ndarray]:
+        """``soft_labels`` float32 ``[N, classes]`` when a record carries ``soft_label`` (a teacher's
+        probabilities); rows of records without one are the one-hot hard label."""
+        if not any("soft_label" in r for r in self.records):
+            return {}
+        soft = np.zeros((len(self.records), len(self.classes)), dtype=np.float32)
+        for i, rec in enumerate(self.records):
+            row = rec.get("soft_label")
+            if row is None:
+                soft[i, rec["label_index"]] = 1.0
+            else:
+                soft[i] = np.asarray(row, dtype=np.float32)
+        return {"soft_labels": soft}
 
     @staticmethod
     def _write_extra(tmp: Path, name: str, content: Any) -> None:
-        if Path(name).name != name or name in (".", "..", MANIFEST, NPZ_NAME):
+        if Path(name).name != name or name in (".", "..", MANIFEST, NPZ_NAME, MARKER):
             raise UsageError(
-                f"extra file name {name!r} must be a plain file name, not {MANIFEST} or {NPZ_NAME}"
+                f"extra file name {name!r} must be a plain file name, not {MANIFEST}, {NPZ_NAME} or {MARKER}"
             )
         if isinstance(content, bytes):
             (tmp / name).write_bytes(content)
@@ -297,6 +384,8 @@ class DatasetWriter:
                 raise DataError(
                     f"image {len(self.records)} has shape {arr.shape}, but this NPZ holds {expected}"
                 )
+            if (len(self._images) + 1) * arr.nbytes > self._npz_limit:
+                raise DataError(f"{self.out_dir}: {npz_size_problem(len(self._images) + 1, arr.shape)}")
             rel = f"{NPZ_NAME}#{len(self._images)}"
             self._images.append(np.ascontiguousarray(arr))
             self._labels.append(label)

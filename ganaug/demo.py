@@ -12,7 +12,7 @@ MIT, Copyright 2017 Zalando SE; made by ``scripts/make_embedded_dataset.py``), r
 2. trains a small conditional GAN on exactly that copy (:func:`ganaug.training.train`),
 3. exports it to ONNX (:func:`ganaug.export.export_generator`) and draws a per-class sample grid with
    onnxruntime,
-4. measures the uplift with :func:`ganaug.evaluate.uplift`: the fixed small CNN trained on the real
+4. measures the uplift with :func:`ganaug.eval.uplift.uplift`: the fixed small CNN trained on the real
    copy with classical augmentation (shifts, flips) against the same plus GAN samples that balance the
    classes, filtered by confidence and near-duplicates, same steps, tested on the real test split,
 5. augments the copy through the plugin pipeline (:func:`ganaug.augment.augment_dataset`): strategy
@@ -43,6 +43,7 @@ import numpy as np
 from ganaug.data import ImageDataset
 from ganaug.errors import DataError, UsageError
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_text
+from ganaug.output_safety import check_output, write_marker
 
 __all__ = [
     "DEFAULT",
@@ -213,7 +214,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into ``out`` (see the module docstring); return where everything is.
 
-    Refuses a non-empty ``out`` unless ``overwrite``. ``progress`` shows progress bars.
+    Refuses a non-empty ``out`` unless ``overwrite`` and ``out`` holds an earlier demo (its
+    marker file, see :mod:`ganaug.output_safety`). ``progress`` shows progress bars.
     """
     say = echo or (lambda _m: None)
     complain = warn or (lambda _m: None)
@@ -221,19 +223,18 @@ def run_demo(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"--seed must be an integer >= 0, got {seed!r}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"--out {out} is not empty (use --overwrite, or another --out)")
+    check_output(out, overwrite=overwrite, kind="demo")  # --overwrite replaces only an earlier demo
 
     from ganaug.augment import augment_dataset
-    from ganaug.evaluate import MixPolicy, uplift
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.uplift import uplift
     from ganaug.export import export_generator
     from ganaug.grid import save_grid
     from ganaug.runtime import OnnxGenerator
     from ganaug.training import train
 
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo")
     t_start = time.perf_counter()
     clock = _Clock(say)
     files: dict[str, Path] = {}
@@ -264,7 +265,7 @@ def run_demo(
     files["loss_curves"] = Path(run.run_dir) / "results.png"
 
     with clock.stage("export", "exporting the EMA generator to ONNX (checked against torch)"):
-        exported = export_generator(run.run_dir, out / "generator.onnx", seed=seed)
+        exported = export_generator(run.run_dir, out / "generator.onnx", seed=seed, overwrite=True)
         generator = OnnxGenerator(exported.path, providers=["CPUExecutionProvider"])
         grid_images, _ = generator.generate_per_class(GRID_COLUMNS, seed=seed)
         files["samples"] = save_grid(out / "samples.png", grid_images, generator.classes, GRID_COLUMNS)
@@ -319,22 +320,24 @@ def run_demo(
             filters=["confidence", "near-duplicate"],
             min_confidence=settings.min_confidence,
             filter_classifier=out / "eval" / f"seed_{seeds[0]}" / "real_classifier.safetensors",
+            fill="best",  # a class the filter starves gets its most confident candidates instead
             fmt="imagefolder",
             seed=seed,
             overwrite=True,
             progress=progress,
             warn=shortfalls.append,
         )
-        if summary.get("shortfall"):
-            planned = sum(summary["counts"]["planned"].values())
-            kept = sum(summary["counts"]["synthetic"].values())
+        planned = sum(summary["counts"]["planned"].values())
+        filled = sum(summary.get("filled", {}).values())
+        if filled or summary.get("shortfall"):
             complain(
-                f"augment: the filters kept {kept} of {planned} planned synthetic images "
-                f"({len(summary['shortfall'])} classes short); a better generator (more --steps) or a "
-                "lower --min-confidence fills them"
+                f"augment: the filters passed {sum(summary['counts']['synthetic'].values()) - filled} of "
+                f"{planned} planned synthetic images; {filled} more are the most confident rejected "
+                "candidates of their class (--fill best; see the report's per-class table). A better "
+                "generator (more --steps) needs fewer of them"
             )
         for message in shortfalls:
-            if "passed the filters" not in message:
+            if "passed the filters" not in message and "--fill best" not in message:
                 complain(message)
     files["pipeline"] = pipeline
     files["augmented"] = out / "augmented"
@@ -469,6 +472,7 @@ def _report_blocks(
     rejected = summary.get("rejected", {})
     drawn = sum(summary.get("candidates", {}).values())
     n_syn = sum(counts["synthetic"].values())
+    filled = summary.get("filled", {})
     doc: list[Block] = [
         ("h1", f"ganaug demo{' (--quick)' if quick else ''}"),
         (
@@ -534,6 +538,7 @@ def _report_blocks(
                 for i, name in enumerate(real.classes)
             ],
         ),
+        *_per_class_plot(files["eval_report"].parent, out),
         ("h2", "Samples from generator.onnx"),
         (
             "p",
@@ -543,7 +548,7 @@ def _report_blocks(
             f"{exported.max_abs_error:.1e}).",
         ),
         ("img", _rel(files["samples"], out), "GAN samples, one row per class"),
-        ("p", _diversity_text(result.diversity)),
+        ("p", _diversity_text(result.diversity, out)),
         ("h2", "Training"),
         (
             "p",
@@ -573,9 +578,19 @@ def _report_blocks(
         ),
         (
             "table",
-            ["class", "before", "synthetic", "after"],
-            [[c, counts["before"][c], counts["synthetic"][c], counts["after"][c]] for c in counts["before"]],
+            ["class", "before", "synthetic (passed filters)", "synthetic (--fill best)", "after"],
+            [
+                [
+                    c,
+                    counts["before"][c],
+                    counts["synthetic"][c] - filled.get(c, 0),
+                    filled.get(c, 0),
+                    counts["after"][c],
+                ]
+                for c in counts["before"]
+            ],
         ),
+        ("p", _balance_text(counts, filled, summary.get("shortfall", {}))),
         ("h2", "Wall time"),
         (
             "table",
@@ -599,7 +614,53 @@ def _report_blocks(
     return doc
 
 
-def _diversity_text(diversity: dict[str, float]) -> str:
+def _per_class_plot(eval_dir: Path, out: Path) -> list[Block]:
+    """The uplift's per-class accuracy plot, when it was drawn (both report.md and report.html)."""
+    from ganaug.report import PLOT_PER_CLASS
+
+    plot = eval_dir / PLOT_PER_CLASS
+    return [("img", _rel(plot, out), "per-class test accuracy of each arm")] if plot.is_file() else []
+
+
+def _balance_text(counts: dict[str, Any], filled: dict[str, int], shortfall: dict[str, int]) -> str:
+    """Whether the augmented dataset is balanced, and per class why not."""
+    after = counts["after"]
+    top = max(after.values())
+    short = {c: top - n for c, n in after.items() if n < top}
+    parts = []
+    if filled:
+        parts.append(
+            f"The confidence filter rejected most candidates of {len(filled)} class(es); with `--fill best` "
+            "they got their most confident rejected candidates instead (never near-duplicates of "
+            "training images; marked `fallback` in the manifest), which are weaker samples than the "
+            "ones that passed."
+        )
+    if not short:
+        parts.append(f"Every class now has {top} images: the dataset is balanced.")
+    else:
+        why = {c: "the filters and the fill left it short" if c in shortfall else "the plan" for c in short}
+        parts.append(
+            "Not balanced: " + ", ".join(f"{c} is {n} short ({why[c]})" for c, n in short.items()) + "."
+        )
+    return " ".join(parts)
+
+
+def _theory_link(out: Path) -> str:
+    """``docs/theory.md`` as a link that works from the run folder, when the docs are installed
+    beside the package (a source checkout or editable install); else where to find it."""
+    import os
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
+    if doc.is_file():
+        try:
+            rel = Path(os.path.relpath(doc, out.resolve())).as_posix()
+        except ValueError:
+            rel = doc.as_uri()
+        return f"[docs/theory.md]({rel}) (section 5, mode collapse)"
+    return "docs/theory.md in the ganaug source repository (section \"Mode collapse\")"
+
+
+def _diversity_text(diversity: dict[str, float], out: Path | None = None) -> str:
     if not diversity:
         return ""
     median = float(np.median(list(diversity.values())))
@@ -615,7 +676,8 @@ def _diversity_text(diversity: dict[str, float]) -> str:
         f"distance; 1.0 = as varied as the real ones): median {median:.2f}, lowest "
         + ", ".join(f"{name} {v:.2f}" for name, v in low)
         + f" — {what}. Samples that repeat themselves add little for a classifier; see "
-        "docs/theory.md (mode collapse) for the options that help."
+        + (_theory_link(out) if out is not None else "docs/theory.md (mode collapse)")
+        + " for the options that help."
     )
 
 

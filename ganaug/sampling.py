@@ -22,6 +22,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import CheckpointError, UsageError
+from ganaug.progress import Progress
 from ganaug.runtime import OnnxGenerator, PerClassMixin, make_noise, per_class_labels, resolve_labels
 
 if TYPE_CHECKING:
@@ -142,6 +143,19 @@ def open_sampler(
     return TorchSampler(path, device=device)
 
 
+def generator_hashes(sampler: Any) -> tuple[str, str]:
+    """``(weights sha256, file sha256)`` of a generator opened with :func:`open_sampler`.
+
+    The weights hash identifies the generator wherever it goes: for a run directory or weights file
+    it is the hash of the ``.safetensors`` file, for an ONNX export the ``ganaug.weights_sha256``
+    that ``ganaug export`` recorded from those weights (the file's own hash when it is absent). The
+    file hash is that of the file actually sampled (the ``.onnx`` file, or the weights file again).
+    """
+    file_sha = str(sampler.generator_sha256)
+    weights = getattr(sampler, "metadata", {}).get("weights_sha256")
+    return (weights if isinstance(weights, str) and weights else file_sha), file_sha
+
+
 @dataclass
 class SampleResult:
     """What :func:`sample_to_dataset` wrote."""
@@ -152,6 +166,25 @@ class SampleResult:
     seed: int
     generator_sha256: str
     seconds: float
+
+
+class _LazyLabels:
+    """``n`` labels of each class in ``classes``, class by class, made per slice (``sample -n 1e8``
+    allocates nothing up front)."""
+
+    def __init__(self, classes: np.ndarray, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise UsageError(f"n_per_class must be an integer, got {n!r}")
+        if n < 0:
+            raise UsageError(f"n_per_class must be >= 0, got {n}")
+        self.classes, self.n = classes, int(n)
+
+    def __len__(self) -> int:
+        return len(self.classes) * self.n
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(len(self))
+        return self.classes[np.arange(start, stop, dtype=np.int64) // max(self.n, 1)]
 
 
 def _parse_seed(seed: int | None) -> int:
@@ -178,21 +211,28 @@ def sample_to_dataset(
 
     ``classes`` holds names or indices (a digit string that is not a class name is an index).
     ``fmt`` is ``imagefolder``/``png`` or ``npz``. Each manifest record carries ``source:
-    "synthetic"``, ``generator_sha256`` (of the ``.onnx`` or weights file), ``seed``, ``z_index``
+    "synthetic"``, ``generator_sha256`` (of the weights, the same for a run and its ONNX export, see
+    :func:`generator_hashes`) and ``generator_file_sha256`` (of the file sampled), ``seed``, ``z_index``
     (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``. The
     folder appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`).
     ``shard`` writes only that part of the job, in whole generator batches (see :mod:`ganaug.shard`).
     """
-    from ganaug.dataset_writer import DatasetWriter
+    from ganaug.dataset_writer import DatasetWriter, check_output_size
+    from ganaug.output_safety import check_output, generator_inputs
     from ganaug.shard import job_key, shard_entry
 
     t0 = time.perf_counter()
+    if Path(source).exists():  # a missing generator gets open_sampler's error
+        check_output(out, generator_inputs(source), overwrite=overwrite, kind="dataset")
     sampler = open_sampler(source, device=device, providers=providers)
     if classes is not None:  # "3" means class index 3 unless a class is called "3"
         classes = [
             int(c) if isinstance(c, str) and c not in sampler.classes and c.isdigit() else c for c in classes
         ]
-    labels = per_class_labels(n_per_class, sampler.classes, classes)
+    labels = _LazyLabels(per_class_labels(1, sampler.classes, classes), n_per_class)
+    check_output_size(
+        len(labels), sampler.image_shape, fmt, f"-n {n_per_class} for {len(labels.classes)} classes"
+    )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
     seed = _parse_seed(seed)
@@ -203,11 +243,12 @@ def sample_to_dataset(
         batches = shard.span(len(batches))
     first, stop_row = (min(b * chunk, len(labels)) for b in (batches.start, batches.stop))
     stream = make_noise(seed, sampler.z_dim, truncation, start=first)
-    sha = sampler.generator_sha256
+    sha, file_sha = generator_hashes(sampler)
     summary: dict[str, Any] = {
         "command": "sample",
         "generator": str(source),
         "generator_sha256": sha,
+        "generator_file_sha256": file_sha,
         "seed": seed,
         "truncation": truncation,
         "n_per_class": int(n_per_class),
@@ -215,7 +256,12 @@ def sample_to_dataset(
         "versions": {"ganaug": __version__},
     }
     if shard is not None:
-        settings = {**summary, "labels": labels.tolist(), "batch_size": chunk, "classes": sampler.classes}
+        settings = {
+            **summary,
+            "labels": labels.classes.tolist(),
+            "batch_size": chunk,
+            "classes": sampler.classes,
+        }
         settings.pop("generator")  # a path, spelt differently per part perhaps; the sha256 counts
         summary["shard"] = shard_entry(
             shard, job=job_key(settings), classes=sampler.classes, fmt=fmt, additive=["counts"]
@@ -226,10 +272,7 @@ def sample_to_dataset(
     bar = None
     try:
         with writer:
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=stop_row - first, unit="img", desc="sampling")
+            bar = Progress(stop_row - first, "sampling", "img", progress, leave=True)
             for start in range(first, stop_row, chunk):
                 stop = min(start + chunk, stop_row)
                 images = sampler.generate_from_noise(stream.take(stop - start), labels[start:stop], chunk)
@@ -240,6 +283,7 @@ def sample_to_dataset(
                         {
                             "source": "synthetic",
                             "generator_sha256": sha,
+                            "generator_file_sha256": file_sha,
                             "seed": seed,
                             "z_index": start + i,
                             "truncation": truncation,
@@ -264,4 +308,12 @@ def sample_to_dataset(
     )
 
 
-__all__ = ["SampleResult", "Sampler", "TorchSampler", "open_sampler", "quantize_torch", "sample_to_dataset"]
+__all__ = [
+    "SampleResult",
+    "Sampler",
+    "TorchSampler",
+    "generator_hashes",
+    "open_sampler",
+    "quantize_torch",
+    "sample_to_dataset",
+]

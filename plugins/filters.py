@@ -9,6 +9,11 @@ float NCHW/NHWC in [-1, 1]) and one ``[N, classes]`` output of probabilities or 
 class order is the dataset's unless its ``ganaug.classifier``/``ganaug.classes`` metadata names the
 classes.
 
+For each batch it votes on, ``confidence`` also publishes its scores (the probability of the
+intended class) in ``context.state["candidate_scores"]["confidence"]``: with ``--fill best``,
+``augment`` fills a class the filter starved with the highest-scoring rejected candidates (never ones
+the near-duplicate filter rejected).
+
 ``near-duplicate``: rejects a candidate whose RMS pixel difference (intensities in [0, 1], both images
 area-downscaled to at most 16x16) to its nearest real training image, of any class, is below
 ``--near-duplicate-threshold`` -- a generator that memorised a training image would otherwise copy it
@@ -19,13 +24,14 @@ vectorised and chunked (matrix products).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ganaug.errors import CheckpointError, UsageError
+from ganaug.augment import SCORES_KEY
+from ganaug.errors import UsageError
+from ganaug.eval.onnx_classifier import OnnxClassifier
 from ganaug.hookspecs import AugmentContext, hookimpl
 
 STATE_KEY = "filters"
@@ -34,70 +40,7 @@ EMBED_SIZE = 16
 
 
 # -- classifiers -----------------------------------------------------------------------------------
-class OnnxClassifier:
-    """An ONNX image classifier: ``predict_proba(uint8 NHWC) -> [N, classes]`` in the given class order."""
-
-    def __init__(self, path: Path, classes: list[str]) -> None:
-        from ganaug.runtime import default_providers
-
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UsageError("--filter-classifier with an ONNX model needs onnxruntime installed") from None
-        try:
-            self.session = ort.InferenceSession(str(path), providers=default_providers())
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise CheckpointError(
-                f"--filter-classifier: {path} is not a loadable ONNX model ({first})"
-            ) from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise CheckpointError(f"--filter-classifier: {path} must have one 4-D image input")
-        self.input = inputs[0]
-        self.output = self.session.get_outputs()[0].name
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        names = None
-        for key in ("ganaug.classifier", "ganaug.classes"):
-            if key in meta:
-                try:
-                    value = json.loads(meta[key])
-                except ValueError:
-                    continue
-                names = value.get("classes") if isinstance(value, dict) else value
-                if names:
-                    break
-        if names:
-            missing = [c for c in classes if c not in names]
-            if missing:
-                raise UsageError(f"--filter-classifier: {path} does not know class(es) {', '.join(missing)}")
-            self.columns = np.array([names.index(c) for c in classes], dtype=np.int64)
-        else:
-            self.columns = np.arange(len(classes), dtype=np.int64)
-        self.num_outputs = len(names) if names else None
-
-    def _feed(self, images: np.ndarray) -> np.ndarray:
-        if self.input.type == "tensor(uint8)":
-            return np.ascontiguousarray(images)
-        x = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-        channels_first = isinstance(self.input.shape[1], int) and self.input.shape[1] in (1, 3)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if channels_first else x)
-
-    def predict_proba(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        outs = []
-        for i in range(0, len(images), batch_size):
-            (y,) = self.session.run([self.output], {self.input.name: self._feed(images[i : i + batch_size])})
-            outs.append(np.asarray(y, dtype=np.float32).reshape(len(y), -1))
-        probs = np.concatenate(outs) if outs else np.zeros((0, len(self.columns)), np.float32)
-        if probs.shape[1] <= int(self.columns.max(initial=0)):
-            raise UsageError(
-                f"--filter-classifier: model has {probs.shape[1]} outputs, too few for the classes"
-            )
-        is_prob = (probs >= 0).all() and np.allclose(probs.sum(1), 1.0, atol=1e-3)
-        if not is_prob:  # logits
-            probs = np.exp(probs - probs.max(1, keepdims=True))
-            probs /= probs.sum(1, keepdims=True)
-        return probs[:, self.columns]
+# OnnxClassifier moved to the core (torch-free): ganaug.eval.onnx_classifier
 
 
 class _MappedClassifier:
@@ -162,6 +105,18 @@ def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
     return {"classifier": clf, "threshold": threshold, "source": source}
 
 
+def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:
+    """``--soft-labels``' teacher: ``--teacher``, else the confidence filter's classifier, else one
+    set up exactly as the confidence filter's would be (``--filter-classifier`` or trained)."""
+    path = context.options.get("teacher")
+    if path:
+        return {"classifier": load_filter_classifier(path, context.classes), "source": str(path)}
+    if "confidence" in state:
+        return {"classifier": state["confidence"]["classifier"], "source": state["confidence"]["source"]}
+    conf = _setup_confidence(context)
+    return {"classifier": conf["classifier"], "source": conf["source"]}
+
+
 # -- near duplicates -------------------------------------------------------------------------------
 def embed_pixels(images: np.ndarray, size: int = EMBED_SIZE) -> np.ndarray:
     """uint8 NHWC -> float32 ``[N, d]``: intensities in [0, 1], area-downscaled to at most ``size``."""
@@ -204,6 +159,9 @@ def ganaug_configure(context: AugmentContext) -> None:
         state["confidence"] = _setup_confidence(context)
     if context.claim_filter("near-duplicate"):
         state["near-duplicate"] = _setup_near_duplicate(context)
+    if context.options.get("soft_labels") and "teacher" not in context.state:  # another plugin's wins
+        state["teacher"] = _setup_teacher(context, state)
+        context.state["teacher"] = state["teacher"]["classifier"]  # read by augment --soft-labels
     context.state[STATE_KEY] = state
 
 
@@ -212,7 +170,7 @@ def ganaug_accept(
     images: np.ndarray, labels: np.ndarray, context: AugmentContext
 ) -> dict[str, np.ndarray] | None:
     state = context.state.get(STATE_KEY) or {}
-    if not state:
+    if "confidence" not in state and "near-duplicate" not in state:  # e.g. only a soft-label teacher
         return None
     votes: dict[str, np.ndarray] = {}
     if "confidence" in state:
@@ -220,6 +178,8 @@ def ganaug_accept(
         probs = conf["classifier"].predict_proba(images)
         p = probs[np.arange(len(labels)), labels]
         votes["confidence"] = p >= conf["threshold"]
+        # the score behind the vote: lets ``augment --fill best`` rank the rejected candidates
+        context.state.setdefault(SCORES_KEY, {})["confidence"] = p
     if "near-duplicate" in state:
         near = state["near-duplicate"]
         dist = nearest_rms(embed_pixels(images), near["reference"])
@@ -241,5 +201,7 @@ def ganaug_finish(context: AugmentContext, summary: dict[str, Any]) -> None:
             "threshold": state["near-duplicate"]["threshold"],
             "metric": f"RMS pixel difference at <= {EMBED_SIZE}x{EMBED_SIZE}",
         }
+    if "teacher" in state:
+        summary["teacher"] = {"classifier": state["teacher"]["source"]}
     if report:
         summary.setdefault("filter_settings", {}).update(report)

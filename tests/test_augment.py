@@ -179,9 +179,15 @@ def test_refuses_unsafe_outputs(onnx_gen: Path, imbalanced: Path, tmp_path: Path
     busy = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out))
     assert busy.returncode == 2 and "not empty" in busy.stderr
     assert (out / "keep.txt").read_text() == "mine"
-    ok = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out), "--overwrite", "-q")
-    assert ok.returncode == 0, ok.stderr
-    assert not (out / "keep.txt").exists() and (out / "summary.json").is_file()
+    # --overwrite replaces only what ganaug wrote (its marker file), never the user's own folder
+    mine = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out), "--overwrite", "-q")
+    assert mine.returncode == 2 and "ganaug did not write it" in mine.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    for flags in ([], ["--overwrite"]):  # an empty folder, then ganaug's own output
+        ok = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out), "-q", *flags)
+        assert ok.returncode == 0, ok.stderr
+    assert (out / "summary.json").is_file()
 
 
 def test_crash_leaves_no_output_and_names_the_plugin(

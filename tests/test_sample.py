@@ -82,13 +82,16 @@ def test_sample_to_imagefolder(tmp_path: Path, sources: dict[str, Path]) -> None
         sources["onnx"], out, 4, classes=["shoe", "shirt"], seed=7, batch_size=3, truncation=0.9
     )
     assert result.count == 8 and result.counts == {"shirt": 4, "bag": 0, "shoe": 4}
-    sha = sha256_file(sources["onnx"])
-    assert result.generator_sha256 == sha
+    # provenance: the weights' hash (the same as `sample RUN` records), the .onnx file's beside it
+    sha = load_generator_info(sources["run"]).weights_sha256
+    file_sha = sha256_file(sources["onnx"])
+    assert result.generator_sha256 == sha != file_sha
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["z_index"] for r in records] == list(range(8))
     assert [r["label"] for r in records] == ["shoe"] * 4 + ["shirt"] * 4
     for r in records:
         assert r["source"] == "synthetic" and r["generator_sha256"] == sha and r["seed"] == 7
+        assert r["generator_file_sha256"] == file_sha
         assert r["transforms"] == [] and r["plugins"] == [] and r["truncation"] == 0.9
         assert (out / r["path"]).is_file()
     # Row z_index of the seed's stream made each file: regenerate and compare pixel for pixel.
@@ -104,7 +107,8 @@ def test_sample_to_imagefolder(tmp_path: Path, sources: dict[str, Path]) -> None
 def test_sample_npz_torch_matches_onnx(tmp_path: Path, sources: dict[str, Path]) -> None:
     a = sample_to_dataset(sources["run"], tmp_path / "t", 5, fmt="npz", seed=3, device="cpu")
     b = sample_to_dataset(sources["onnx"], tmp_path / "o", 5, fmt="npz", seed=3)
-    assert a.generator_sha256 == load_generator_info(sources["run"]).weights_sha256 != b.generator_sha256
+    # one generator, one identity: the weights' hash whether sampled from the run or its ONNX export
+    assert a.generator_sha256 == load_generator_info(sources["run"]).weights_sha256 == b.generator_sha256
     with np.load(tmp_path / "t" / "data.npz") as ta, np.load(tmp_path / "o" / "data.npz") as oa:
         assert ta["images"].shape == (15, 28, 28, 1) and np.array_equal(ta["labels"], oa["labels"])
         assert np.abs(ta["images"].astype(int) - oa["images"].astype(int)).max() <= 1
@@ -152,7 +156,7 @@ def test_cli_sample(tmp_path: Path, sources: dict[str, Path]) -> None:
     assert again.returncode == 2 and "not empty" in again.stderr and "--overwrite" in again.stderr
 
     for bad_args, code, message in [
-        (["--n-per-class", "-1"], 2, "--n-per-class must be >= 0"),
+        (["--n-per-class", "-1"], 2, "'--n-per-class' / '-n': must be an integer in [0,"),
         (["--n-per-class", "1", "--classes", "dress"], 2, "unknown class 'dress'"),
         (["--n-per-class", "1", "--batch-size", "0"], 2, "--batch-size"),
     ]:

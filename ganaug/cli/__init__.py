@@ -37,8 +37,9 @@ def cli() -> None:
 
     \b
     Example:
-      ganaug data inspect images/ --json
-      ganaug train images/ --out runs/exp --steps 3000
+      ganaug data example fm-train      # the built-in Fashion-MNIST subset as class folders
+      ganaug data inspect fm-train
+      ganaug train fm-train --out runs/exp --steps 3000
       ganaug export runs/exp --out generator.onnx
     """
 

@@ -12,12 +12,54 @@ from ganaug.cli.common import warn
 
 @click.group()
 def data() -> None:
-    """Inspect datasets.
+    """Inspect datasets, or write the built-in example data.
 
     \b
     Example:
-      ganaug data inspect images/ --json
+      ganaug data example fm-train
+      ganaug data inspect fm-train --json
     """
+
+
+@data.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "idx", "npz"]),
+    default="folder",
+    show_default=True,
+    help="folder: OUT/<class>/*.png (+ classes.json); idx: Fashion-MNIST's gz files; npz: OUT/<split>.npz.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "test"]),
+    default="train",
+    show_default=True,
+    help="train: 250 images per class; test: 100 per class.",
+)
+@click.option(
+    "--imbalanced",
+    is_flag=True,
+    help="The demo's imbalanced draw of the training images: 250/25/40/55/70/85/100/115/130/145 per class.",
+)
+def example(out: str, fmt: str, split: str, imbalanced: bool) -> None:
+    """Write the Fashion-MNIST subset that ships with ganaug to the new folder OUT.
+
+    10 classes of 28x28 grayscale images (MIT, Copyright 2017 Zalando SE; the notice is written
+    beside the data). Enough to try every command; the published numbers use the full dataset.
+    Prints the path to give other commands.
+
+    \b
+    Examples:
+      ganaug data example fm-train
+      ganaug data example fm-test --split test
+      ganaug data example fm-imbalanced --imbalanced
+      ganaug data example fm-idx --format idx     # prints fm-idx/train-images-idx3-ubyte.gz
+    """
+    from ganaug.data.example import write_example
+
+    click.echo(str(write_example(out, fmt=fmt, split=split, imbalanced=imbalanced)))
 
 
 @data.command()
@@ -36,7 +78,8 @@ def inspect(path: str, labels: str | None, strict: bool, no_cache: bool, as_json
 
     \b
     Example:
-      ganaug data inspect ../shared/data/fashion-mnist/train-images-idx3-ubyte.gz --json
+      ganaug data inspect fm-train --json
+      ganaug data inspect fm-idx/train-images-idx3-ubyte.gz
     """
     from ganaug.data import inspect_dataset
 

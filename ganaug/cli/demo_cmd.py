@@ -23,7 +23,7 @@ DEFAULT_OUT = "runs/demo"
 @click.option(
     "--quick", is_flag=True, help="Smoke test in about a minute on 2 CPU cores (tiny GAN, one seed)."
 )
-@click.option("--overwrite", is_flag=True, help="Allow a non-empty --out (files in it are replaced).")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier demo in --out.")
 @config_option
 @seed_option()
 @quiet_option

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ganaug.cli.common import config_option, echo, fail_usage, quiet_option, seed_option
+from ganaug.cli.common import Number, config_option, echo, fail_usage, number, quiet_option, seed_option
+from ganaug.limits import BATCH, BIG, TRUNCATION
 
 
 def _parse_classes(value: str | None) -> list[str] | None:
@@ -19,7 +20,9 @@ def _parse_classes(value: str | None) -> list[str] | None:
 @click.command()
 @click.argument("source", type=click.Path(path_type=str))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=str), help="Output dataset folder.")
-@click.option("--n-per-class", "-n", required=True, type=int, help="Images to generate per class.")
+@click.option(
+    "--n-per-class", "-n", required=True, type=number(int, 0, BIG), help="Images to generate per class."
+)
 @click.option("--classes", help="Comma-separated class names (or indices) to sample; default: all.")
 @click.option(
     "--format",
@@ -29,21 +32,30 @@ def _parse_classes(value: str | None) -> list[str] | None:
     show_default=True,
     help="png: a folder per class; npz: one data.npz (images, labels, classes).",
 )
-@click.option("--truncation", type=float, help="Truncation trick: redraw latent values with |z| > T.")
+@click.option(
+    "--truncation", type=Number(TRUNCATION), help="Truncation trick: redraw latent values with |z| > T."
+)
 @seed_option()
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per generator call.")
+@click.option(
+    "--batch-size", type=Number(BATCH), default=256, show_default=True, help="Images per generator call."
+)
 @click.option(
     "--device",
     default="auto",
     show_default=True,
     help="cpu, cuda[:N] or auto (torch device, or onnxruntime providers for .onnx).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an --out dataset that ganaug wrote.")
 @click.option(
     "--shard",
     metavar="K/N",
     default=None,
     help="Write only part K (0-based) of N of this job; join the parts with ganaug augment --merge.",
+)
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="With a run directory: best (lowest validation FID of its EMA snapshots), last, or a step.",
 )
 @quiet_option
 @config_option
@@ -59,6 +71,7 @@ def sample(
     device: str,
     overwrite: bool,
     shard: str | None,
+    checkpoint: str | None,
     quiet: bool,
 ) -> None:
     """Generate N images per class from SOURCE into --out, with manifest.jsonl and summary.json.
@@ -75,6 +88,9 @@ def sample(
     """
     from ganaug.sampling import sample_to_dataset
     from ganaug.shard import parse_shard
+    from ganaug.snapshots import select_weights
+
+    source = str(select_weights(source, checkpoint))
 
     if n_per_class < 0:
         fail_usage(f"--n-per-class must be >= 0, got {n_per_class}")

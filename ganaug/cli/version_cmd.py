@@ -66,8 +66,9 @@ def version(as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        if isinstance(value, dict):  # installed distributions of one module, e.g. onnxruntime(-gpu)
+            same = list(value) == [key]
+            value = ", ".join(str(v) if same else f"{k} {v}" for k, v in value.items())
         elif isinstance(value, list):
             value = ", ".join(value) or "none"
         click.echo(f"{key:24s} {value if value is not None else 'not installed'}")

@@ -19,6 +19,7 @@ COLUMNS = [
     "lr_d",
     "img_per_s",
     "elapsed_s",
+    "cpu_s",
 ]
 
 
@@ -75,6 +76,17 @@ class ResultsLog:
             fig.savefig(tmp, format="png", dpi=90)
         plt.close(fig)
         return self.plot_path
+
+
+def plain_line(row: dict[str, float], total_steps: int) -> str:
+    """One log interval as a plain line, for logs that are not a terminal (no progress bar there)::
+
+    step 150/3000  D loss 1.234  G loss 0.987  D acc 0.62  312 img/s  41 s
+    """
+    return (
+        f"step {int(row['step'])}/{total_steps}  D loss {row['loss_d']:.3f}  G loss {row['loss_g']:.3f}  "
+        f"D acc {row['d_accuracy']:.2f}  {row['img_per_s']:.0f} img/s  {row['elapsed_s']:.0f} s"
+    )
 
 
 def _fmt(value: float) -> str:
