@@ -163,9 +163,10 @@ def _counts(setting: str, quick: bool) -> tuple[str, list[int] | int]:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from ganaug.cli.eval_cmd import parse_pairs, parse_strategy
     from ganaug.data import load_dataset
-    from ganaug.evaluate import MixPolicy, auto_threads, uplift
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.spec import parse_pairs, parse_strategy
+    from ganaug.eval.uplift import auto_threads, uplift
 
     torch.set_num_threads(args.threads or auto_threads())
     images = args.data_dir / "train-images-idx3-ubyte.gz"

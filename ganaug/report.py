@@ -39,6 +39,19 @@ def _num(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+_REF_NOTE = [
+    "In brackets: the same metric between two random halves of the real images on the same "
+    "features (real–real), the scale to read it by: a generator near it is as close to the data as "
+    "the data is to itself."
+]
+
+
+def _with_ref(q: dict[str, Any], key: str, digits: int) -> str:
+    """``FID 12.34 (real–real 1.20)``-style cell: the value and its real-vs-real reference."""
+    ref = (q.get("real_vs_real") or {}).get(key)
+    return _num(q[key], digits) + ("" if ref is None else f" (real–real {ref:.{digits}f})")
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -65,6 +78,14 @@ def _describe_policy(p: dict[str, Any]) -> str:
         parts.append("synthetic only")
     if p.get("truncation") is not None:
         parts.append(f"truncation {p['truncation']}")
+    if p.get("loss", "ce") != "ce":
+        parts.append(f"{p['loss'].replace('_', ' ')} loss")
+    if p.get("soft_labels"):
+        parts.append("teacher's soft labels for synthetic images")
+    if p.get("distill_real"):
+        parts.append(f"real images distilled from the teacher (weight {p.get('distill_weight', 0.5)})")
+    if p.get("fresh"):
+        parts.append("fresh synthetic pool every epoch")
     return ", ".join(parts)
 
 
@@ -121,7 +142,15 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
         lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.")
-    lines += ["", "## Per-class accuracy (%, mean over seeds)", ""]
+    for arm, ctl in report.get("controls", {}).items():
+        lines.append(
+            f"- `{ctl}`: control of `{arm}` — the same training on the real subset only, "
+            "distilled from the same teacher."
+        )
+    lines += _control_section(report)
+    n_seeds = len(s["seeds"])
+    over = f"mean over {n_seeds} seeds" if n_seeds > 1 else "one seed"
+    lines += ["", f"## Per-class accuracy (%, {over})", ""]
     header = ["class", *report["arms"]]
     rows = []
     for i, name in enumerate(classes):
@@ -140,8 +169,8 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             rows.append(
                 [
                     r["seed"],
-                    _num(q["fid"], 2),
-                    _num(q["kid"], 4),
+                    _with_ref(q, "fid", 2),
+                    _with_ref(q, "kid", 4),
                     _num(q["precision"]),
                     _num(q["recall"]),
                     _num(mem.get("median_ratio")),
@@ -155,6 +184,7 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             "",
             "NN ratio: median distance of synthetic samples to their nearest training image over "
             "that of real test images (≪ 1 would mean copying).",
+            *_REF_NOTE,
         ]
         lines += ["", "FID per class (first seed):", ""]
         pc = quality[0]["per_class"]
@@ -196,7 +226,56 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines += _tune_section(report)
     return "\n".join(lines) + "\n"
+
+
+def _control_section(report: dict[str, Any]) -> list[str]:
+    """The GAN's contribution: each soft-label arm minus its distillation control, paired over seeds."""
+    if not report.get("paired_control"):
+        return []
+    rows = []
+    for arm, ctl in report["controls"].items():
+        d = report["paired_control"][arm]
+        rows.append(
+            [
+                arm,
+                ctl,
+                f"{d['accuracy']['mean']:+.2f} {_ci(d['accuracy'])}",
+                f"{d['balanced_accuracy']['mean']:+.2f} {_ci(d['balanced_accuracy'])}",
+            ]
+        )
+    return [
+        "",
+        "## The GAN's contribution over the distillation control",
+        "",
+        _table(["arm", "control", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"], rows),
+        "",
+        "Δ: the soft-label arm minus its control (the same teacher's distillation on the real images "
+        "only), paired over seeds: what the GAN samples add beyond the teacher.",
+    ]
+
+
+def _tune_section(report: dict[str, Any]) -> list[str]:
+    """``--tune``: validation scores of every candidate; the report ends with the recommendation."""
+    if not report.get("tune"):
+        return []
+    from ganaug.eval.tune import tune_table
+
+    return [
+        "",
+        "## Policy choice on validation (--tune)",
+        "",
+        tune_table(report["tune"]),
+        "",
+        "Each seed's real subset was split into train / validation (stratified); every candidate "
+        "trained on the train part and was scored on the validation part; the test split was not "
+        "used. The choice, retrained on the whole subset, is the `tuned` arm above "
+        "(`tuned_policy.json`, for `ganaug augment --policy-file`). A GAN trained here saw the "
+        "validation images too, which can only favour the GAN policies.",
+        "",
+        f"**Recommendation:** {report['recommendation']}",
+    ]
 
 
 # -- plots -----------------------------------------------------------------------------------------
@@ -207,7 +286,7 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_per_class_accuracy(report: dict[str, Any], path: Path) -> Path:
-    """Grouped bars: per-class test accuracy of each arm (mean over seeds)."""
+    """Grouped bars: per-class test accuracy of each arm (mean over the seeds, when several)."""
     from matplotlib.figure import Figure
 
     classes, arms = report["classes"], report["arms"]
@@ -222,7 +301,8 @@ def plot_per_class_accuracy(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title("Per-class accuracy (mean over seeds)")
+    seeds = len(report.get("seeds", [])) or len(report.get("settings", {}).get("seeds", []))
+    ax.set_title("Per-class accuracy" + (f" (mean over {seeds} seeds)" if seeds > 1 else " (one seed)"))
     _save(fig, path)
     return path
 
@@ -314,8 +394,9 @@ def quality_markdown(q: dict[str, Any], classes: Sequence[str], title: str = "Sa
             ["FID", "KID", "precision", "recall"],
             [
                 [
-                    _num(q["fid"], 2),
-                    f"{q['kid']:.4f} ± {q['kid_std']:.4f}",
+                    _with_ref(q, "fid", 2),
+                    f"{q['kid']:.4f} ± {q['kid_std']:.4f}"
+                    + (f" (real–real {q['real_vs_real']['kid']:.4f})" if q.get("real_vs_real") else ""),
                     _num(q["precision"]),
                     _num(q["recall"]),
                 ]
@@ -336,6 +417,8 @@ def quality_markdown(q: dict[str, Any], classes: Sequence[str], title: str = "Sa
             ],
         ),
     ]
+    if q.get("real_vs_real"):
+        lines += ["", *_REF_NOTE]
     mem = q.get("memorisation")
     if mem:
         lines += ["", "Memorisation: " + ", ".join(f"{k} {_num(v)}" for k, v in mem.items()) + "."]

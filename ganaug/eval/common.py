@@ -1,0 +1,133 @@
+"""Data helpers shared by the eval room: datasets from paths/tuples, test alignment, per-class draws."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import DataError, UsageError
+
+
+def as_dataset(data: Any, classes: Sequence[str] | None = None) -> Any:
+    """An :class:`~ganaug.data.ImageDataset` from a dataset, an ``(images, labels)`` tuple or a path."""
+    from ganaug.data import ImageDataset, load_dataset
+
+    if isinstance(data, ImageDataset):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data)
+    if isinstance(data, tuple) and len(data) == 2:
+        images, labels = data
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        labels = np.asarray(labels, dtype=np.int64)
+        k = len(classes) if classes is not None else (int(labels.max()) + 1 if len(labels) else 0)
+        names = list(classes) if classes is not None else [str(i) for i in range(k)]
+        try:
+            return ImageDataset(images, labels, names)
+        except ValueError as exc:
+            raise DataError(f"bad in-memory dataset: {exc}") from None
+    raise UsageError(f"expected a dataset, a path or an (images, labels) tuple, got {type(data).__name__}")
+
+
+def align_test(test: Any, classes: list[str], image_shape: tuple[int, ...]) -> Any:
+    """Map a test set onto the training classes (by name) and check the image shape."""
+    from ganaug.data import ImageDataset
+
+    if tuple(test.images.shape[1:]) != tuple(image_shape):
+        raise DataError(
+            f"test images are {tuple(test.images.shape[1:])}, training images {tuple(image_shape)}"
+        )
+    if list(test.classes) == list(classes):
+        return test
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(test.classes) - set(index))
+    if unknown:
+        raise DataError(f"test set has classes the training data lacks: {', '.join(unknown[:5])}")
+    mapping = np.array([index[name] for name in test.classes], dtype=np.int64)
+    return ImageDataset(test.images, mapping[test.labels], list(classes), test.source)
+
+
+def per_class_counts(
+    per_class_n: int | Sequence[int] | None, imbalance: Sequence[int] | None, k: int
+) -> list[int]:
+    if imbalance is not None:
+        counts = [int(c) for c in imbalance]
+        if len(counts) != k:
+            raise UsageError(f"--imbalance needs {k} counts (one per class), got {len(counts)}")
+    elif per_class_n is None:
+        raise UsageError("give --per-class N or --imbalance COUNTS")
+    elif isinstance(per_class_n, (int, np.integer)):
+        counts = [int(per_class_n)] * k
+    else:
+        counts = [int(c) for c in per_class_n]
+    if any(c < 1 for c in counts) or len(counts) != k:
+        raise UsageError(f"per-class counts must be {k} integers >= 1, got {counts}")
+    return counts
+
+
+def draw_subset(ds: Any, counts: list[int], seed: int) -> Any:
+    try:
+        return ds.sample_per_class(counts, seed=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot draw the training subset: {exc}") from None
+
+
+def yaml_value(raw: str) -> Any:
+    """A YAML scalar, with ``4e-4`` read as a number (PyYAML wants ``4.0e-4``)."""
+    import yaml
+
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and is_number(value):
+        return float(value)
+    return value
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def generator_labels(sampler: Any, classes: list[str]) -> np.ndarray:
+    """Data class index -> generator class index (every data class must exist in the generator)."""
+    index = {name: i for i, name in enumerate(sampler.classes)}
+    missing = [c for c in classes if c not in index]
+    if missing:
+        raise UsageError(f"the generator has no class {', '.join(map(repr, missing[:5]))}")
+    return np.array([index[c] for c in classes], dtype=np.int64)
+
+
+def sample_per_class(sampler: Any, classes: list[str], n_per_class: int, seed: int) -> tuple[Any, Any]:
+    """``n_per_class`` generated images of every data class: ``(images, data labels)``."""
+    to_gen = generator_labels(sampler, classes)
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), n_per_class)
+    return sampler.generate(to_gen[labels], seed=seed), labels
+
+
+def check_out(out: str | None, data: Sequence[str | None]) -> None:
+    """Eval adds files to ``out`` (reports, seed_*/...), never inside or around its data, where they
+    would become images or classes (see :mod:`ganaug.output_safety`)."""
+    from ganaug.output_safety import check_inputs, data_inputs
+
+    if out:
+        check_inputs(out, [i for d in data if d for i in data_inputs(d)])
+
+
+__all__ = [
+    "align_test",
+    "as_dataset",
+    "check_out",
+    "draw_subset",
+    "generator_labels",
+    "is_number",
+    "per_class_counts",
+    "sample_per_class",
+    "yaml_value",
+]

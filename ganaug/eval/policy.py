@@ -1,0 +1,256 @@
+"""Mixing policies: how GAN samples join the real subset in an uplift arm, and the arm's training arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import DataError, UsageError
+from ganaug.eval.common import is_number, yaml_value
+
+CURRICULA = ("none", "pretrain")
+
+
+LOSSES = ("ce", "balanced_softmax")
+
+
+@dataclass
+class MixPolicy:
+    """How GAN samples join the real subset in arm (b) of :func:`uplift` (each field an option the
+    user can choose; defaults = plain 1:1 augmentation).
+
+    - ``strategy``: synthetic images per class, as for ``ganaug augment --strategy`` (a ratio of
+      synthetic to real such as ``1.0`` or ``4``; ``"not majority"`` to bring only the smaller
+      classes up to the largest -- balancing rare classes only).
+    - ``max_synthetic_ratio``: cap of synthetic per real image in any class.
+    - ``synthetic_weight``: per-sample loss weight of synthetic images (real ones weigh 1).
+    - ``synthetic_share``: fraction of each training batch drawn from the synthetic images
+      (``None``: proportional to their number).
+    - ``balance``: draw every class equally often in each batch (class-balanced sampling, i.e.
+      random oversampling of rare classes). With ``strategy=0`` this is the classical baseline a
+      GAN must beat on imbalanced data.
+    - ``filter``: the augment confidence filter, with the real-only arm's classifier (trained on the
+      same real subset) rejecting samples whose intended class has probability < ``min_confidence``.
+    - ``near_duplicate``: the augment near-duplicate filter (rejects copies of training images).
+    - ``curriculum``: ``"none"`` (train on the mix) or ``"pretrain"`` (the first ``pretrain_fraction``
+      of the steps on the synthetic images only, then fine-tune on the real subset).
+    - ``use_real``: ``False`` trains on the synthetic images only (CAS arm).
+    - ``truncation``: latent truncation for sampling.
+    - ``loss``: ``"ce"`` (cross-entropy) or ``"balanced_softmax"``: the rebalancing loss of
+      :func:`ganaug.classifier.balanced_softmax_adjustment` (Ren et al. 2020; logit adjustment,
+      Menon et al. 2021), with the class prior of the training batches. With ``strategy=0`` the
+      second no-GAN baseline on imbalanced data; with GAN samples, GAN arms on top of it.
+    - ``soft_labels``: train the synthetic images on a teacher's class probabilities (soft
+      cross-entropy) instead of their intended class; the teacher is the real-only arm's classifier
+      (or the uplift ``teacher``). Every soft-label arm gets a control arm ``<name>-control``: the
+      same training on the real images only, distilled from the same teacher (see ``distill_real``).
+    - ``distill_real``: also distil the real images from the teacher, on the augmented view, with
+      target ``(1 - distill_weight) * one-hot + distill_weight * teacher``.
+    - ``fresh``: a fresh synthetic pool (same size and filters) every ``refresh_steps`` steps
+      (default: one pass over the pool at the policy's batch share), instead of one fixed set.
+    """
+
+    name: str = "gan"
+    strategy: Any = 1.0
+    max_synthetic_ratio: float | None = None
+    synthetic_weight: float = 1.0
+    synthetic_share: float | None = None
+    balance: bool = False
+    filter: bool = False
+    min_confidence: float = 0.9
+    near_duplicate: bool = False
+    curriculum: str = "none"
+    pretrain_fraction: float = 0.5
+    use_real: bool = True
+    truncation: float | None = None
+    loss: str = "ce"
+    soft_labels: bool = False
+    distill_real: bool = False
+    distill_weight: float = 0.5
+    fresh: bool = False
+    refresh_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name == "real" or "/" in self.name:
+            raise UsageError(f"policy name {self.name!r} is reserved or not a plain name")
+        if self.synthetic_weight < 0:
+            raise UsageError(f"synthetic_weight must be >= 0, got {self.synthetic_weight}")
+        if self.synthetic_share is not None and not 0 < self.synthetic_share <= 1:
+            raise UsageError(f"synthetic_share must be in (0, 1], got {self.synthetic_share}")
+        if self.balance and self.synthetic_share is not None:
+            raise UsageError("balance and synthetic_share both set the batch mix; choose one")
+        if self.curriculum not in CURRICULA:
+            raise UsageError(f"curriculum must be one of {', '.join(CURRICULA)}, got {self.curriculum!r}")
+        if not 0 < self.pretrain_fraction < 1:
+            raise UsageError(f"pretrain_fraction must be in (0, 1), got {self.pretrain_fraction}")
+        if not 0 <= self.min_confidence <= 1:
+            raise UsageError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        self._check_new_fields()
+
+    def _check_new_fields(self) -> None:
+        if self.loss not in LOSSES:
+            raise UsageError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0 < self.distill_weight <= 1:
+            raise UsageError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
+        if self.refresh_steps is not None and self.refresh_steps < 1:
+            raise UsageError(f"refresh_steps must be >= 1, got {self.refresh_steps}")
+        special = self.soft_labels or self.distill_real or self.fresh or self.loss != "ce"
+        if self.curriculum != "none" and special:
+            raise UsageError(
+                "curriculum=pretrain cannot be combined with loss, soft_labels, distill_real or fresh"
+            )
+        if (self.fresh or self.soft_labels) and not self.uses_gan():
+            raise UsageError(f"policy {self.name!r}: fresh and soft_labels need GAN samples (strategy 0)")
+        if self.fresh and not self.use_real:
+            raise UsageError("fresh needs use_real (the pool is mixed into the real images)")
+
+    def uses_gan(self) -> bool:
+        """False for the no-GAN baselines (``strategy`` 0: real images only)."""
+        return not (is_number(str(self.strategy)) and float(self.strategy) == 0)
+
+    def control(self) -> MixPolicy:
+        """The distillation control of a soft-label arm: the same policy on the real images only,
+        distilled from the same teacher; everything that is not about synthetic images is kept."""
+        return dataclasses.replace(
+            self,
+            name=f"{self.name}-control",
+            strategy=0,
+            max_synthetic_ratio=None,
+            synthetic_weight=1.0,
+            synthetic_share=None,
+            filter=False,
+            near_duplicate=False,
+            truncation=None,
+            soft_labels=False,
+            distill_real=True,
+            fresh=False,
+            refresh_steps=None,
+        )
+
+    def synthetic_key(self) -> tuple:
+        """Policies with equal keys share one synthetic set per seed."""
+        return (
+            str(self.strategy),
+            self.max_synthetic_ratio,
+            self.filter,
+            self.min_confidence if self.filter else None,
+            self.near_duplicate,
+            self.truncation,
+        )
+
+    @classmethod
+    def parse(cls, spec: str) -> MixPolicy:
+        """``"name=filtered,strategy=1,filter=true,min_confidence=0.9"`` -> MixPolicy (YAML values)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, raw = part.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in fields:
+                raise UsageError(
+                    f"--policy {spec!r}: expected key=value pairs with keys {', '.join(sorted(fields))}"
+                )
+            if key == "name" or (key == "strategy" and not is_number(raw)):
+                values[key] = raw.strip()
+            else:
+                values[key] = yaml_value(raw)
+        if "name" not in values:
+            values["name"] = "gan" if not values else "-".join(f"{k}{v}" for k, v in values.items())[:60]
+        return cls(**values)
+
+
+@dataclass
+class Synthetic:
+    """One synthetic set of a seed: images, labels (data class indices), teacher probabilities
+    (``[n, k]`` or None) and its bookkeeping."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    soft: np.ndarray | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def class_balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-sample draw weights that give every present class the same total weight."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return 1.0 / counts[labels]
+
+
+def mix_arrays(policy: MixPolicy, real: Any, syn: Synthetic, k: int) -> dict[str, Any]:
+    """The training arrays of one arm (``train_classifier`` data arguments): the real subset and/or
+    the synthetic set, loss weights, batch draw weights, soft targets (NaN rows = hard label) and
+    the distillation mask, as ``policy`` says."""
+    n_syn = len(syn.images) if policy.uses_gan() else 0
+    if n_syn == 0:
+        if not policy.use_real:
+            raise DataError(f"policy {policy.name!r}: no synthetic images passed the filters")
+        out: dict[str, Any] = {"images": real.images, "labels": real.labels}
+        if policy.balance:
+            out["draw_weight"] = class_balanced_weights(real.labels, k)
+        if policy.distill_real:
+            out["distill_mask"] = np.ones(len(real), bool)
+        return out
+    if not policy.use_real:
+        out = {"images": syn.images, "labels": syn.labels}
+        if policy.soft_labels:
+            out["soft_targets"] = _require_soft(policy, syn)
+        return out
+    n_real = len(real)
+    out = {
+        "images": np.concatenate([real.images, syn.images]),
+        "labels": np.concatenate([real.labels, syn.labels]),
+    }
+    if policy.synthetic_weight != 1.0:
+        out["sample_weight"] = np.concatenate(
+            [np.ones(n_real, np.float32), np.full(n_syn, policy.synthetic_weight, np.float32)]
+        )
+    if policy.synthetic_share is not None:
+        share = policy.synthetic_share
+        out["draw_weight"] = np.concatenate(
+            [np.full(n_real, (1 - share) / n_real), np.full(n_syn, share / n_syn)]
+        )
+    elif policy.balance:
+        out["draw_weight"] = class_balanced_weights(out["labels"], k)
+    if policy.soft_labels:
+        real_rows = np.full((n_real, k), np.nan, np.float32)
+        out["soft_targets"] = np.concatenate([real_rows, _require_soft(policy, syn)])
+    if policy.distill_real:
+        out["distill_mask"] = np.concatenate([np.ones(n_real, bool), np.zeros(n_syn, bool)])
+    return out
+
+
+def _require_soft(policy: MixPolicy, syn: Synthetic) -> np.ndarray:
+    if syn.soft is None:
+        raise DataError(f"policy {policy.name!r}: the synthetic set carries no soft labels")
+    return syn.soft.astype(np.float32)
+
+
+def batch_class_prior(labels: np.ndarray, k: int, draw_weight: np.ndarray | None = None) -> np.ndarray:
+    """Expected class distribution of the training batches (draw weights summed per class)."""
+    w = np.ones(len(labels)) if draw_weight is None else np.asarray(draw_weight, np.float64)
+    prior = np.bincount(labels, weights=w, minlength=k)
+    return prior / prior.sum()
+
+
+def refresh_every(policy: MixPolicy, n_real: int, n_syn: int, batch_size: int) -> int:
+    """Steps between fresh pools: ``refresh_steps``, else one pass over the pool at its batch share."""
+    if policy.refresh_steps is not None:
+        return int(policy.refresh_steps)
+    share = policy.synthetic_share if policy.synthetic_share is not None else n_syn / max(1, n_real + n_syn)
+    return max(1, math.ceil(n_syn / max(1e-9, batch_size * share)))
+
+
+__all__ = [
+    "CURRICULA",
+    "LOSSES",
+    "MixPolicy",
+    "Synthetic",
+    "batch_class_prior",
+    "class_balanced_weights",
+    "mix_arrays",
+    "refresh_every",
+]

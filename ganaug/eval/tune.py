@@ -1,0 +1,284 @@
+"""``eval uplift --tune``: choose a mixing policy on a validation split, and say when not to use GAN samples.
+
+Per seed the drawn real subset is split into train / validation (:func:`stratified_split`); every
+candidate policy -- the no-GAN baselines included -- is trained on the train part and scored on the
+validation part. :func:`choose_policy` picks the best mean validation score over seeds (ties go to
+the no-GAN arm) and writes the one-line recommendation. The test split is never an argument of
+anything here. The choice is saved as a policy file (:func:`write_policy_file`) that
+``ganaug augment --policy-file`` applies (:func:`augment_options`).
+
+The seed's generator is the one of the test phase (given, or trained on the whole subset): a GAN
+trained here has seen the validation images, which can only favour GAN policies, so a "no GAN
+samples" verdict errs on the GAN's side. The user's ``--teacher`` is taken as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.errors import DataError, UsageError
+
+POLICY_KIND = "ganaug.policy"
+#: Arm name of the real-only classifier (classical augmentation) in tables and validation scores.
+REAL = "real"
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, validation)``: ``round(fraction * n_c)`` images of each class ``c`` go to
+    validation, at least 1 where the class has 2 or more and never all of them."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"the validation fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), 0x7E57])
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = min(max(1 if len(idx) > 1 else 0, round(fraction * len(idx))), len(idx) - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    tr, va = np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    if not len(va):
+        raise DataError("the validation split is empty: --tune needs at least 2 images in some class")
+    return tr, va
+
+
+def default_grid(imbalanced: bool) -> list[Any]:
+    """The default candidates of ``--tune`` besides ``real``: no-GAN baselines and a few GAN policies
+    (share, filter threshold, soft labels, strategy, rebalancing loss)."""
+    from ganaug.eval.policy import MixPolicy
+
+    if imbalanced:
+        return [
+            MixPolicy(name="oversample", strategy=0, balance=True),
+            MixPolicy(name="balanced-softmax", strategy=0, loss="balanced_softmax"),
+            MixPolicy(name="gan-balance", strategy="not majority"),
+            MixPolicy(name="gan-filter", strategy="not majority", filter=True, min_confidence=0.9),
+            MixPolicy(name="gan-bs", strategy=1.0, loss="balanced_softmax"),
+            MixPolicy(name="gan-bs-soft", strategy=1.0, loss="balanced_softmax", soft_labels=True),
+            MixPolicy(name="gan-over", strategy=1.0, balance=True),
+        ]
+    return [
+        MixPolicy(name="gan", strategy=1.0),
+        MixPolicy(name="gan-filter", strategy=1.0, filter=True, min_confidence=0.9),
+        MixPolicy(name="gan-share25", strategy=4.0, synthetic_share=0.25),
+        MixPolicy(name="gan-soft", strategy=4.0, synthetic_share=0.25, soft_labels=True),
+        MixPolicy(
+            name="gan-soft-distill", strategy=4.0, synthetic_share=0.25, soft_labels=True, distill_real=True
+        ),
+    ]
+
+
+def describe_baseline(policy: Any | None) -> str:
+    """Words for a no-GAN arm (``None`` = the real-only arm)."""
+    if policy is None:
+        return "the real images with classical augmentation only"
+    parts = []
+    if policy.balance:
+        parts.append("oversampling (class-balanced batches)")
+    if policy.loss == "balanced_softmax":
+        parts.append("the balanced-softmax loss")
+    if policy.distill_real:
+        parts.append("distillation from the teacher")
+    return " with ".join(parts) if parts else "the real images with classical augmentation only"
+
+
+def choose_policy(
+    scores: dict[str, list[float]], policies: dict[str, Any], metric: str = "accuracy"
+) -> dict[str, Any]:
+    """Pick the arm with the best mean validation score (``scores``: arm -> per-seed values in %;
+    ``policies``: arm -> MixPolicy, ``real`` may be absent). Ties go to the no-GAN arm. Returns
+    ``choice``, ``best_gan``, ``best_no_gan``, ``margin`` (best GAN minus best no-GAN, points),
+    ``means`` and the one-line ``recommendation``."""
+    if not scores:
+        raise UsageError("no candidate policies to choose from")
+    means = {name: float(np.mean(v)) for name, v in scores.items()}
+
+    def uses_gan(name: str) -> bool:
+        return name != REAL and policies[name].uses_gan()
+
+    gan = [n for n in means if uses_gan(n)]
+    no_gan = [n for n in means if not uses_gan(n)]
+    best_gan = max(gan, key=lambda n: means[n]) if gan else None
+    best_no = max(no_gan, key=lambda n: means[n]) if no_gan else None
+    margin = None if best_gan is None or best_no is None else means[best_gan] - means[best_no]
+    choice = best_gan if best_no is None or (margin is not None and margin > 0) else best_no
+    what = metric.replace("_", " ")
+    if choice == best_gan:
+        versus = "" if best_no is None else f" over the best no-GAN arm `{best_no}`"
+        gain = "" if margin is None else f": {margin:+.1f} points of {what} on validation{versus}"
+        text = f"GAN samples with policy `{choice}` ({describe_policy(policies[choice])}){gain}."
+    else:
+        words = describe_baseline(policies.get(best_no))
+        if best_gan is None:
+            text = f"use {words} (`{best_no}`): no GAN policy was tried."
+        else:
+            verdict = "worse" if margin < 0 else "no better"
+            text = (
+                f"use {words} (`{best_no}`) without GAN samples: every GAN policy was {verdict} on "
+                f"validation (best GAN policy `{best_gan}`: {margin:+.1f} points of {what})."
+            )
+    return {
+        "choice": choice,
+        "best_gan": best_gan,
+        "best_no_gan": best_no,
+        "margin": margin,
+        "metric": metric,
+        "means": means,
+        "recommendation": text,
+    }
+
+
+def describe_policy(policy: Any) -> str:
+    """A short description of a policy's fields that differ from the defaults."""
+    from ganaug.eval.policy import MixPolicy
+
+    default = MixPolicy()
+    parts = [
+        f"{f.name}={getattr(policy, f.name)}"
+        for f in dataclasses.fields(policy)
+        if f.name != "name" and getattr(policy, f.name) != getattr(default, f.name)
+    ]
+    return ", ".join(parts) or "defaults"
+
+
+# -- policy files ----------------------------------------------------------------------------------
+def augment_options(policy: Any) -> dict[str, Any]:
+    """The ``ganaug augment`` options a policy sets (the rest of it applies at training time)."""
+    filters = (["confidence"] if policy.filter else []) + (
+        ["near-duplicate"] if policy.near_duplicate else []
+    )
+    out: dict[str, Any] = {
+        "strategy": policy.strategy if policy.uses_gan() else 0.0,
+        "max_synthetic_ratio": policy.max_synthetic_ratio,
+        "filters": filters,
+        "truncation": policy.truncation,
+        "soft_labels": bool(policy.soft_labels),
+    }
+    if policy.filter:
+        out["min_confidence"] = policy.min_confidence
+    return out
+
+
+def training_options(policy: Any) -> dict[str, Any]:
+    """The policy fields that apply when a classifier trains on the augmented data."""
+    keys = (
+        "synthetic_weight",
+        "synthetic_share",
+        "balance",
+        "loss",
+        "distill_real",
+        "distill_weight",
+        "fresh",
+    )
+    return {k: getattr(policy, k) for k in keys}
+
+
+def write_policy_file(path: str | os.PathLike[str], policy: Any, **extra: Any) -> Path:
+    """Write a policy file (JSON) that ``ganaug augment --policy-file`` and :func:`load_policy_file` read."""
+    from ganaug.fileio import atomic_write_json
+
+    body = {
+        "kind": POLICY_KIND,
+        "version": 1,
+        "policy": dataclasses.asdict(policy),
+        "augment": augment_options(policy),
+        "training": training_options(policy),
+        **extra,
+    }
+    path = Path(path)
+    atomic_write_json(path, body)
+    return path
+
+
+def load_policy_file(path: str | os.PathLike[str]) -> Any:
+    """A :class:`ganaug.eval.policy.MixPolicy` from a policy file (JSON or YAML: the ``policy`` mapping,
+    or a bare mapping of MixPolicy fields)."""
+    import yaml
+
+    from ganaug.eval.policy import MixPolicy
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--policy-file: file not found: {path}")
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--policy-file {path}: not JSON/YAML ({exc.__class__.__name__})") from None
+    if not isinstance(body, dict):
+        raise UsageError(f"--policy-file {path}: expected a mapping")
+    fields = body.get("policy", body)
+    known = {f.name for f in dataclasses.fields(MixPolicy)}
+    unknown = sorted(set(fields) - known) if isinstance(fields, dict) else ["<not a mapping>"]
+    if unknown:
+        raise UsageError(f"--policy-file {path}: unknown policy field(s) {', '.join(unknown)}")
+    return MixPolicy(**fields)
+
+
+def tune_summary(choice: dict[str, Any], scores: dict[str, list[float]]) -> dict[str, Any]:
+    """The ``tune`` entry of ``report.json``."""
+    return {**choice, "validation": {k: [round(v, 3) for v in vals] for k, vals in scores.items()}}
+
+
+def tune_table(tune: dict[str, Any]) -> str:
+    """Markdown: mean validation score per candidate, best first, with the chosen arm marked."""
+    means = tune["means"]
+    what = tune["metric"].replace("_", " ")
+    lines = [f"| candidate | validation {what} % (mean over seeds) |", "|---|---|"]
+    for name in sorted(means, key=lambda n: -means[n]):
+        mark = " (chosen)" if name == tune["choice"] else ""
+        lines.append(f"| {name}{mark} | {means[name]:.2f} |")
+    return "\n".join(lines)
+
+
+def tune_markdown(report: dict[str, Any]) -> str:
+    """``report.md`` of a ``--tune`` run without a test split: the validation table and the verdict."""
+    tune = report["tune"]
+    return "\n".join(
+        [
+            "# ganaug uplift: policy choice on validation",
+            "",
+            *([f"Command: `{report['command']}`", ""] if report.get("command") else []),
+            "No test split was given: the choice below was made on validation only.",
+            "",
+            tune_table(tune),
+            "",
+            f"Recommendation: {tune['recommendation']}",
+            "",
+        ]
+    )
+
+
+def apply_policy_file(
+    path: str | os.PathLike[str], values: dict[str, Any], explicit: set[str]
+) -> dict[str, Any]:
+    """``augment --policy-file``: ``values`` (augment option -> value) with the policy's augment
+    options filled in, except those in ``explicit`` (given on the command line or in --config)."""
+    policy = load_policy_file(path)
+    opts = augment_options(policy)
+    out = dict(values)
+    for key, value in opts.items():
+        if key in explicit or key not in out:
+            continue
+        out[key] = tuple(value) if key == "filters" else value
+    out["_policy"] = policy
+    return out
+
+
+__all__ = [
+    "apply_policy_file",
+    "augment_options",
+    "choose_policy",
+    "default_grid",
+    "describe_baseline",
+    "load_policy_file",
+    "stratified_split",
+    "training_options",
+    "tune_markdown",
+    "tune_table",
+    "write_policy_file",
+]

@@ -1,0 +1,130 @@
+"""``eval uplift --tune``: score candidate policies on each seed's validation split and choose one."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ganaug.eval.arms import SeedContext, policy_arms, real_classifier, seed_generator, seed_teacher
+from ganaug.eval.common import draw_subset
+from ganaug.eval.policy import MixPolicy
+from ganaug.eval.spec import UpliftConfig
+from ganaug.fileio import atomic_write_json
+from ganaug.metrics import (
+    classification_scores,
+)
+
+
+def _tune_candidates(cfg: UpliftConfig) -> list[MixPolicy]:
+    from ganaug.eval.tune import default_grid
+
+    grid = list(cfg.tune_grid) or default_grid(len(set(cfg.counts)) > 1)
+    names = {p.name for p in grid}
+    return grid + [p for p in cfg.policies if p.name not in names]
+
+
+def tune_policies(
+    train_ds: Any,
+    cfg: UpliftConfig,
+    out: Path,
+    generators: dict[int, tuple[Path, dict[str, Any]]],
+    progress: bool,
+    say: Callable[[str], None],
+    complain: Callable[[str], None],
+) -> dict[str, Any]:
+    """Score every candidate on each seed's validation split; choose; write ``tuned_policy.json``.
+    Takes no test split: nothing here can look at it."""
+    from ganaug.eval.tune import choose_policy, tune_summary, write_policy_file
+
+    candidates = _tune_candidates(cfg)
+    metric = "balanced_accuracy" if len(set(cfg.counts)) > 1 else "accuracy"
+    scores: dict[str, list[float]] = {}
+    by_name = {p.name: p for p in candidates}
+    for seed in cfg.seeds:
+        seed_dir = out / f"seed_{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        subset = draw_subset(train_ds, cfg.counts, seed)
+        if seed not in generators:
+            generators[seed] = seed_generator(seed, subset, cfg, seed_dir, progress, say)
+        val_scores = tune_seed(
+            seed, subset, candidates, cfg, generators[seed][0], seed_dir / "tune", progress, say, complain
+        )
+        atomic_write_json(seed_dir / "tune.json", val_scores)
+        for name, res in val_scores["arms"].items():
+            scores.setdefault(name, []).append(100.0 * res[metric])
+        by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
+    choice = choose_policy(scores, by_name, metric)
+    chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
+    tuned = dataclasses.replace(chosen, name="tuned")
+    say(f"tuned: {choice['recommendation']}")
+    write_policy_file(
+        out / "tuned_policy.json",
+        tuned,
+        chosen_arm=choice["choice"],
+        metric=metric,
+        validation=choice["means"],
+        recommendation=choice["recommendation"],
+    )
+    return {"policy": tuned, "summary": tune_summary(choice, scores), "candidates": candidates}
+
+
+def tune_seed(
+    seed: int,
+    subset: Any,
+    candidates: Sequence[MixPolicy],
+    cfg: UpliftConfig,
+    gen_path: Path,
+    work: Path,
+    progress: bool = False,
+    say: Callable[[str], None] = lambda _m: None,
+    complain: Callable[[str], None] = lambda _m: None,
+) -> dict[str, Any]:
+    """Validation scores of the real-only arm and every candidate for one seed: the subset is split
+    (:func:`ganaug.eval.tune.stratified_split`), every classifier -- filter and teacher included --
+    trains on the train part and is scored on the validation part."""
+    from ganaug.eval.tune import stratified_split
+
+    classes = list(subset.classes)
+    tr_idx, val_idx = stratified_split(subset.labels, cfg.tune_fraction, seed)
+    tr, val = subset.subset(tr_idx), subset.subset(val_idx)
+    work.mkdir(parents=True, exist_ok=True)
+    say(
+        f"seed {seed}: tuning on {len(tr)} train / {len(val)} validation images, {len(candidates)} candidates"
+    )
+    real_clf = real_classifier(seed, tr, classes, cfg, progress, "tune: real only")
+    filter_path = real_clf.save(work / "real_classifier.safetensors")
+    teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path)
+    ctx = SeedContext(
+        seed, tr, len(classes), gen_path, work, filter_path, teacher, teacher_path, progress, say, complain
+    )
+
+    def score(clf: Any) -> dict[str, Any]:
+        return classification_scores(val.labels, clf.predict(val.images), len(classes))
+
+    arms, controls = policy_arms(ctx, candidates, cfg, score)
+    return {
+        "seed": seed,
+        "n_train": len(tr),
+        "n_validation": len(val),
+        "arms": {"real": score(real_clf), **arms},
+        "controls": controls,
+    }
+
+
+def policies_to_test(cfg: UpliftConfig, tuned: dict[str, Any]) -> list[MixPolicy]:
+    """The arms tested after tuning: the user's policies (or every candidate with
+    ``tune_test_all``), the grid's no-GAN baselines, and the choice as ``tuned``."""
+    candidates = tuned["candidates"]
+    keep = list(candidates) if cfg.tune_test_all else list(cfg.policies)
+    names = {p.name for p in keep}
+    keep += [p for p in candidates if not p.uses_gan() and p.name not in names]
+    return [*keep, tuned["policy"]]
+
+
+__all__ = [
+    "policies_to_test",
+    "tune_policies",
+    "tune_seed",
+]
