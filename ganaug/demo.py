@@ -657,7 +657,7 @@ def _theory_link(out: Path) -> str:
         except ValueError:
             rel = doc.as_uri()
         return f"[docs/theory.md]({rel}) (section 5, mode collapse)"
-    return "docs/theory.md in the ganaug source repository (section \"Mode collapse\")"
+    return 'docs/theory.md in the ganaug source repository (section "Mode collapse")'
 
 
 def _diversity_text(diversity: dict[str, float], out: Path | None = None) -> str:
