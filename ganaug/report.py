@@ -91,10 +91,27 @@ def _describe_policy(p: dict[str, Any]) -> str:
 
 def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
     """The ``report.md`` of an uplift run."""
-    s, classes = report["settings"], report["classes"]
+    lines = [
+        *_header_section(report),
+        *_accuracy_section(report),
+        *_arms_section(report),
+        *_control_section(report),
+        *_per_class_section(report),
+        *_quality_section(report),
+        *_wall_time_section(report),
+    ]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines += _tune_section(report)
+    return "\n".join(lines) + "\n"
+
+
+def _header_section(report: dict[str, Any]) -> list[str]:
+    """Title, command, data and the settings of the real subset, the classifier and the GAN."""
+    s = report["settings"]
     counts = s["counts"]
     same = len(set(counts)) == 1
-    lines = [
+    return [
         "# ganaug uplift report",
         "",
         *([f"Command: `{report['command']}`", ""] if report.get("command") else []),
@@ -110,10 +127,11 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             f"`{s['gan_options'] or 'defaults'}`"
         )
         + ".",
-        "",
-        "## Accuracy on the real test split (%)",
-        "",
     ]
+
+
+def _accuracy_section(report: dict[str, Any]) -> list[str]:
+    """Test accuracy of every arm and its paired difference against ``real``."""
     rows = []
     for arm in report["arms"]:
         e = report["summary"][arm]
@@ -127,18 +145,21 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
                 f"{d['balanced_accuracy']['mean']:+.2f} {_ci(d['balanced_accuracy'])}",
             ]
         rows.append(row)
-    lines.append(
-        _table(["arm", "accuracy", "balanced accuracy", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"], rows)
-    )
-    lines += [
+    header = ["arm", "accuracy", "balanced accuracy", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"]
+    return [
+        "",
+        "## Accuracy on the real test split (%)",
+        "",
+        _table(header, rows),
         "",
         "Δ: paired difference against `real` over seeds (mean, 95% t-interval).",
-        "",
-        "Arms:",
-        "",
-        "- `real`: the real subset only, classical augmentation.",
     ]
-    for p in s["policies"]:
+
+
+def _arms_section(report: dict[str, Any]) -> list[str]:
+    """What each arm trained on: the real baseline, every policy and every distillation control."""
+    lines = ["", "Arms:", "", "- `real`: the real subset only, classical augmentation."]
+    for p in report["settings"]["policies"]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
         lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.")
@@ -147,58 +168,66 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
             f"- `{ctl}`: control of `{arm}` — the same training on the real subset only, "
             "distilled from the same teacher."
         )
-    lines += _control_section(report)
-    n_seeds = len(s["seeds"])
+    return lines
+
+
+def _per_class_section(report: dict[str, Any]) -> list[str]:
+    """Per-class test accuracy of every arm, averaged over seeds."""
+    n_seeds = len(report["settings"]["seeds"])
     over = f"mean over {n_seeds} seeds" if n_seeds > 1 else "one seed"
-    lines += ["", f"## Per-class accuracy (%, {over})", ""]
-    header = ["class", *report["arms"]]
-    rows = []
-    for i, name in enumerate(classes):
-        rows.append([name, *(_num(report["summary"][a]["per_class_accuracy"][i], 1) for a in report["arms"])])
-    lines.append(_table(header, rows))
+    arms = report["arms"]
+    rows = [
+        [name, *(_num(report["summary"][a]["per_class_accuracy"][i], 1) for a in arms)]
+        for i, name in enumerate(report["classes"])
+    ]
+    return ["", f"## Per-class accuracy (%, {over})", "", _table(["class", *arms], rows)]
 
+
+def _quality_section(report: dict[str, Any]) -> list[str]:
+    """FID/KID/precision/recall/memorisation per seed, then FID per class of the first seed."""
     quality = [r.get("quality") for r in report["seeds"] if r.get("quality")]
-    if quality:
-        lines += ["", "## Sample quality (feature space of the domain classifier)", ""]
-        rows = []
-        for r in report["seeds"]:
-            q = r.get("quality")
-            if not q:
-                continue
-            mem = q.get("memorisation", {})
-            rows.append(
-                [
-                    r["seed"],
-                    _with_ref(q, "fid", 2),
-                    _with_ref(q, "kid", 4),
-                    _num(q["precision"]),
-                    _num(q["recall"]),
-                    _num(mem.get("median_ratio")),
-                    _num(mem.get("near_copy_rate")),
-                ]
-            )
-        lines.append(
-            _table(["seed", "FID", "KID", "precision", "recall", "NN ratio", "near-copy rate"], rows)
+    if not quality:
+        return []
+    rows = []
+    for r in report["seeds"]:
+        q = r.get("quality")
+        if not q:
+            continue
+        mem = q.get("memorisation", {})
+        rows.append(
+            [
+                r["seed"],
+                _with_ref(q, "fid", 2),
+                _with_ref(q, "kid", 4),
+                _num(q["precision"]),
+                _num(q["recall"]),
+                _num(mem.get("median_ratio")),
+                _num(mem.get("near_copy_rate")),
+            ]
         )
-        lines += [
-            "",
-            "NN ratio: median distance of synthetic samples to their nearest training image over "
-            "that of real test images (≪ 1 would mean copying).",
-            *_REF_NOTE,
-        ]
-        lines += ["", "FID per class (first seed):", ""]
-        pc = quality[0]["per_class"]
-        lines.append(
-            _table(
-                ["class", "FID", "precision", "recall"],
-                [
-                    [classes[int(c)], _num(v["fid"], 2), _num(v["precision"]), _num(v["recall"])]
-                    for c, v in pc.items()
-                ],
-            )
-        )
+    classes = report["classes"]
+    per_class = [
+        [classes[int(c)], _num(v["fid"], 2), _num(v["precision"]), _num(v["recall"])]
+        for c, v in quality[0]["per_class"].items()
+    ]
+    return [
+        "",
+        "## Sample quality (feature space of the domain classifier)",
+        "",
+        _table(["seed", "FID", "KID", "precision", "recall", "NN ratio", "near-copy rate"], rows),
+        "",
+        "NN ratio: median distance of synthetic samples to their nearest training image over "
+        "that of real test images (≪ 1 would mean copying).",
+        *_REF_NOTE,
+        "",
+        "FID per class (first seed):",
+        "",
+        _table(["class", "FID", "precision", "recall"], per_class),
+    ]
 
-    lines += ["", "## Synthetic sets and wall times", ""]
+
+def _wall_time_section(report: dict[str, Any]) -> list[str]:
+    """Training-set sizes, synthetic counts and wall times per seed and arm; total time, versions."""
     rows = []
     for r in report["seeds"]:
         gan = r.get("gan", {})
@@ -217,17 +246,16 @@ def uplift_markdown(report: dict[str, Any], plots: Sequence[str] = ()) -> str:
                     _num(gan.get("seconds"), 1) if arm == "real" else "",
                 ]
             )
-    lines.append(_table(["seed", "arm", "train images", "synthetic", "kept", "classifier s", "GAN s"], rows))
-    lines += [
+    header = ["seed", "arm", "train images", "synthetic", "kept", "classifier s", "GAN s"]
+    versions = ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items())
+    return [
         "",
-        f"Total wall time: {report['wall_seconds']:.0f} s. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items())
-        + ".",
+        "## Synthetic sets and wall times",
+        "",
+        _table(header, rows),
+        "",
+        f"Total wall time: {report['wall_seconds']:.0f} s. Versions: {versions}.",
     ]
-    if plots:
-        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
-    lines += _tune_section(report)
-    return "\n".join(lines) + "\n"
 
 
 def _control_section(report: dict[str, Any]) -> list[str]:

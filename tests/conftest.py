@@ -89,6 +89,35 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, check:
     return proc
 
 
+def run_cli_one_thread(*args: str) -> subprocess.CompletedProcess:
+    """:func:`run_cli` with ``OMP_NUM_THREADS=1`` forced in the subprocess, whatever the caller's."""
+    return run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``).
+
+    Tiny convolutions gain nothing from threads, and on a shared 2-core machine OpenMP spin-waits
+    make them several times slower; subprocesses get OMP_NUM_THREADS=1 for the same reason."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_noise_folder(root: Path, counts: dict[str, int], size: int = 8, seed: int = 0) -> Path:
+    """Write ``root/NAME/i.png``: ``counts[NAME]`` uniform-noise gray images per class, in order."""
+    rng = np.random.default_rng(seed)
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
 def tree_digest(root: Path) -> dict[str, bytes]:
     """Path -> bytes of every file under ``root`` (to prove nothing changed)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
@@ -96,14 +125,38 @@ def tree_digest(root: Path) -> dict[str, bytes]:
 
 def export_random_generator(folder: Path, classes: list[str], size: int, seed: int, run_id: str) -> Path:
     """A random-weights conditional mlp generator (z_dim 8, gray) exported to ``folder/g.onnx``."""
+    from ganaug.export import export_generator
+
+    save_random_generator(folder / "g.safetensors", classes, size, seed, run_id)
+    export_generator(folder / "g.safetensors", folder / "g.onnx")
+    return folder / "g.onnx"
+
+
+def save_random_generator(path: Path, classes: list[str], size: int, seed: int, run_id: str) -> Path:
+    """A random-weights conditional mlp generator (z_dim 8, gray) saved as a weights file at ``path``."""
     import torch
 
     from ganaug.checkpoint import save_generator
-    from ganaug.export import export_generator
     from ganaug.models import build_generator
 
     torch.manual_seed(seed)
     module = build_generator("mlp", num_classes=len(classes), z_dim=8, image_size=size, channels=1, width=16)
-    save_generator(folder / "g.safetensors", module, classes=classes, run_id=run_id, step=0)
-    export_generator(folder / "g.safetensors", folder / "g.onnx")
-    return folder / "g.onnx"
+    save_generator(path, module, classes=classes, run_id=run_id, step=0)
+    return path
+
+
+def rewrite_onnx_props(src: Path, dst: Path, **raw: str | None) -> Path:
+    """Copy an ONNX file with some ``ganaug.*`` metadata replaced by raw strings (None: removed)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(src))
+    props = {p.key: p.value for p in model.metadata_props}
+    for key, value in raw.items():
+        if value is None:
+            props.pop(f"ganaug.{key}", None)
+        else:
+            props[f"ganaug.{key}"] = value
+    helper.set_model_props(model, props)
+    onnx.save(model, str(dst))
+    return dst

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import pattern_images
-from conftest import run_cli as _run_cli
+from conftest import run_cli_one_thread as run_cli
 
 from ganaug.classifier import train_classifier
 from ganaug.data import ImageDataset
@@ -21,18 +20,7 @@ TINY_GAN = ["--arch", "mlp", "--steps", "6", "--batch-size", "8"] + [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions gain nothing from threads, and on a shared 2-core machine OpenMP spin-waits
-    make them several times slower; subprocesses get OMP_NUM_THREADS=1 for the same reason."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_cli(*args: str):
-    return _run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_npz(path, images, labels):

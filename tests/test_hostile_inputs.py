@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_imagefolder
+from conftest import run_cli, save_random_generator, write_imagefolder, write_noise_folder
 
 from ganaug.data import DataWarning, load_dataset
 from ganaug.errors import DataError, PluginError, UsageError
@@ -67,29 +67,14 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weights 3-class 8x8 gray generator (torch sampler, no ONNX export needed)."""
-    import torch
-
-    from ganaug.checkpoint import save_generator
-    from ganaug.models import build_generator
-
-    torch.manual_seed(0)
-    g = build_generator("mlp", num_classes=3, z_dim=8, image_size=8, channels=1, width=16)
     path = tmp_path_factory.mktemp("gen") / "g.safetensors"
-    save_generator(path, g, classes=CLASSES, run_id="test-hostile-inputs", step=0)
-    return path
+    return save_random_generator(path, CLASSES, 8, seed=0, run_id="test-hostile-inputs")
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("imgs") / "images"
-    rng = np.random.default_rng(0)
-    for name, n in zip(CLASSES, (4, 2, 1), strict=True):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            from PIL import Image
-
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"{i}.png")
-    return root
+    counts = dict(zip(CLASSES, (4, 2, 1), strict=True))
+    return write_noise_folder(tmp_path_factory.mktemp("imgs") / "images", counts)
 
 
 # -- data readers --------------------------------------------------------------------------------

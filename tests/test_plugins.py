@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from conftest import save_random_generator, write_noise_folder
 
 from ganaug.errors import PluginError, UsageError
 from ganaug.hookspecs import AugmentContext
@@ -64,27 +64,14 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weights 3-class 8x8 generator saved as a standalone weights file (torch sampler)."""
-    import torch
-
-    from ganaug.checkpoint import save_generator
-    from ganaug.models import build_generator
-
-    torch.manual_seed(0)
-    g = build_generator("mlp", num_classes=3, z_dim=8, image_size=8, channels=1, width=16)
     path = tmp_path_factory.mktemp("gen") / "g.safetensors"
-    save_generator(path, g, classes=CLASSES, run_id="test-plugins", step=0)
-    return path
+    return save_random_generator(path, CLASSES, 8, seed=0, run_id="test-plugins")
 
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data") / "images"
-    rng = np.random.default_rng(0)
-    for name, n in zip(CLASSES, (12, 4, 2), strict=True):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"{i}.png")
-    return root
+    counts = dict(zip(CLASSES, (12, 4, 2), strict=True))
+    return write_noise_folder(tmp_path_factory.mktemp("data") / "images", counts)
 
 
 # -- discovery and listing -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from conftest import rewrite_onnx_props
 from onnx import TensorProto, helper
 
 from ganaug.checkpoint import save_generator
@@ -153,16 +154,9 @@ def test_bad_counts_and_options(gen: OnnxGenerator) -> None:
 
 
 def _rewrite(src: Path, dst: Path, **meta: object) -> Path:
-    model = onnx.load(str(src))
-    props = {p.key: p.value for p in model.metadata_props}
-    for key, value in meta.items():
-        if value is None:
-            props.pop(f"ganaug.{key}", None)
-        else:
-            props[f"ganaug.{key}"] = json.dumps(value)
-    helper.set_model_props(model, props)
-    onnx.save(model, str(dst))
-    return dst
+    """Copy an ONNX file with some ``ganaug.*`` metadata replaced by JSON values (None: removed)."""
+    raw = {key: None if value is None else json.dumps(value) for key, value in meta.items()}
+    return rewrite_onnx_props(src, dst, **raw)
 
 
 def test_hostile_files(tmp_path: Path, onnx_paths: dict[str, Path]) -> None:

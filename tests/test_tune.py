@@ -7,9 +7,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import export_random_generator, pattern_images
-from conftest import run_cli as _run_cli
+from conftest import run_cli_one_thread as run_cli
 
 from ganaug.data import ImageDataset
 from ganaug.errors import UsageError
@@ -25,16 +24,7 @@ from ganaug.tune import (
 CLASSES = ["c0", "c1", "c2"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_cli(*args: str):
-    return _run_cli(*args, env={"OMP_NUM_THREADS": "1"})
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

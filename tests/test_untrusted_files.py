@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 import yaml
-from conftest import export_random_generator, run_cli, write_imagefolder
+from conftest import export_random_generator, rewrite_onnx_props, run_cli, write_imagefolder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
@@ -190,20 +190,6 @@ def real_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_random_generator(tmp_path_factory.mktemp("onnx"), CLASSES, 8, seed=0, run_id="r")
 
 
-def _with_props(src: Path, dst: Path, **raw: str | None) -> Path:
-    """Copy an ONNX file with some ``ganaug.*`` metadata replaced by raw strings (None: removed)."""
-    model = onnx.load(str(src))
-    props = {p.key: p.value for p in model.metadata_props}
-    for key, value in raw.items():
-        if value is None:
-            props.pop(f"ganaug.{key}", None)
-        else:
-            props[f"ganaug.{key}"] = value
-    helper.set_model_props(model, props)
-    onnx.save(model, str(dst))
-    return dst
-
-
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -220,7 +206,7 @@ def _with_props(src: Path, dst: Path, **raw: str | None) -> Path:
     ],
 )
 def test_hostile_onnx_metadata(tmp_path: Path, real_onnx: Path, raw: dict, message: str) -> None:
-    path = _with_props(real_onnx, tmp_path / "h.onnx", **raw)
+    path = rewrite_onnx_props(real_onnx, tmp_path / "h.onnx", **raw)
     with pytest.raises(CheckpointError, match=message) as err:
         OnnxGenerator(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
@@ -324,7 +310,7 @@ def test_runtime_failure_at_generate_time_is_one_line(tmp_path: Path) -> None:
 def test_fuzz_onnx_metadata(real_onnx: Path, key, value, raw, depth) -> None:
     """Random and hostile ONNX metadata: a working generator or a one-line GanaugError."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = _with_props(real_onnx, Path(tmp) / "f.onnx", **{key: _text_for(value, raw, depth)})
+        path = rewrite_onnx_props(real_onnx, Path(tmp) / "f.onnx", **{key: _text_for(value, raw, depth)})
         try:
             g = OnnxGenerator(path)
         except GanaugError as exc:
