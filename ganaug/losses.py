@@ -19,7 +19,15 @@ from torch import Tensor, nn
 
 from ganaug.errors import UsageError
 
-__all__ = ["LOSSES", "GanLoss", "get_loss", "gradient_penalty", "r1_penalty"]
+__all__ = [
+    "LOSSES",
+    "GanLoss",
+    "get_loss",
+    "gradient_penalty",
+    "lecam_penalty",
+    "mode_seeking_loss",
+    "r1_penalty",
+]
 
 
 class GanLoss:
@@ -157,3 +165,29 @@ def gradient_penalty(
     x_hat = torch.lerp(real, fake.to(real.dtype), u).requires_grad_(True)
     norm = (_grad_sq_norm(D(x_hat, labels), x_hat) + 1e-12).sqrt()
     return weight * (norm - 1.0).square().mean()
+
+
+def lecam_penalty(
+    real_logits: Tensor, fake_logits: Tensor, anchor_real: Tensor, anchor_fake: Tensor
+) -> Tensor:
+    """LeCam regularisation (Tseng et al. 2021), as in the authors' code:
+    ``mean(relu(r - anchor_fake)^2) + mean(relu(anchor_real - f)^2)``.
+
+    The anchors are moving averages of D's mean real and fake outputs (kept by the caller); the
+    penalty keeps D's outputs on real and fake images from drifting apart, which on small data
+    stops D from overfitting its training images. Scale by the weight (0.01-0.3 in the paper).
+    """
+    real, fake = real_logits.float(), fake_logits.float()
+    return F.relu(real - anchor_fake).square().mean() + F.relu(anchor_real - fake).square().mean()
+
+
+def mode_seeking_loss(fake_a: Tensor, fake_b: Tensor, z_a: Tensor, z_b: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mode-seeking regulariser (Mao et al., CVPR 2019) for G, to be *minimised*:
+    ``1 / (mean|G(z_a) - G(z_b)| / mean|z_a - z_b| + eps)``.
+
+    ``fake_a[i]`` and ``fake_b[i]`` share a class; a generator that maps different latents of one
+    class to the same image (mode collapse) makes the ratio small and the loss large.
+    """
+    images = (fake_a.float() - fake_b.float()).abs().mean()
+    latents = (z_a.float() - z_b.float()).abs().mean()
+    return 1.0 / (images / latents + eps)

@@ -96,6 +96,7 @@ def test_same_seed_same_losses(tmp_path):
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     opts = {**TINY, "log_every": 1, "checkpoint_every": 4, "seed": 7, "r1": 1.0, "r1_every": 3}
+    opts |= {"lecam": 0.3, "mode_seeking": 0.5}  # their state (LeCam anchors) must resume exactly too
     full = train(out=tmp_path / "full", dataset=tiny_dataset(), steps=8, **opts)
     train(out=tmp_path / "half", dataset=tiny_dataset(), steps=4, **opts)
     resumed = train(out=tmp_path / "half", resume=True, steps=8, explicit={"steps"})

@@ -6,25 +6,11 @@ import warnings
 
 import click
 
-from ganaug.cli.common import config_option, echo, quiet_option, warn
+from ganaug.cli.common import Betas, Number, config_option, echo, quiet_option, warn
+from ganaug.limits import TRAIN_LIMITS as LIM
 
 ARCHS = ["mlp", "dcgan", "resnet"]
 LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
-
-
-def _betas(_ctx: click.Context, _param: click.Parameter, value: object) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        parts = [float(v) for v in value]
-    else:
-        try:
-            parts = [float(v) for v in str(value).split(",")]
-        except ValueError:
-            raise click.BadParameter("expected two numbers like 0.5,0.999") from None
-    if len(parts) != 2:
-        raise click.BadParameter("expected two numbers like 0.5,0.999")
-    return parts[0], parts[1]
 
 
 @click.command(context_settings={"show_default": True})
@@ -34,43 +20,114 @@ def _betas(_ctx: click.Context, _param: click.Parameter, value: object) -> tuple
 @click.option("--labels", type=click.Path(dir_okay=False), help="IDX labels file when not beside the images.")
 @click.option("--arch", type=click.Choice(ARCHS), default="dcgan", help="Model family.")
 @click.option("--loss", type=click.Choice(LOSSES), default="hinge", help="GAN loss.")
-@click.option("--image-size", type=int, default=None, help="Resize images to this square size.")
+@click.option(
+    "--image-size", type=Number(LIM["image_size"]), default=None, help="Resize images to this square size."
+)
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Force grayscale or RGB.")
-@click.option("--z-dim", type=int, default=128, help="Latent size.")
-@click.option("--g-width", type=int, default=None, help="Generator base width (model default if unset).")
-@click.option("--d-width", type=int, default=None, help="Discriminator base width.")
-@click.option("--batch-size", type=int, default=64)
-@click.option("--steps", type=int, default=3000, help="Total training steps (one G update each).")
-@click.option("--d-steps", type=int, default=1, help="D updates per G update.")
-@click.option("--lr-g", type=float, default=2e-4, help="Generator learning rate.")
-@click.option("--lr-d", type=float, default=2e-4, help="Discriminator learning rate (TTUR: make it larger).")
-@click.option("--betas", callback=_betas, default="0.5,0.999", help="Adam betas.")
+@click.option("--z-dim", type=Number(LIM["z_dim"]), default=128, help="Latent size.")
+@click.option(
+    "--g-width",
+    type=Number(LIM["g_width"]),
+    default=None,
+    help="Generator base width (model default if unset).",
+)
+@click.option("--d-width", type=Number(LIM["d_width"]), default=None, help="Discriminator base width.")
+@click.option("--batch-size", type=Number(LIM["batch_size"]), default=64)
+@click.option(
+    "--steps", type=Number(LIM["steps"]), default=3000, help="Total training steps (one G update each)."
+)
+@click.option("--d-steps", type=Number(LIM["d_steps"]), default=1, help="D updates per G update.")
+@click.option("--lr-g", type=Number(LIM["lr_g"]), default=2e-4, help="Generator learning rate.")
+@click.option(
+    "--lr-d",
+    type=Number(LIM["lr_d"]),
+    default=2e-4,
+    help="Discriminator learning rate (TTUR: make it larger).",
+)
+@click.option("--betas", type=Betas(), default="0.5,0.999", help="Adam betas.")
 @click.option(
     "--diffaugment",
     default="auto",
     help="DiffAugment policy: auto (on below 20k images), none, or items of color,translation,cutout.",
 )
-@click.option("--r1", type=float, default=0.0, help="R1 penalty weight gamma on real images (0: off).")
-@click.option("--r1-every", type=int, default=4, help="Apply R1 every N steps (lazy regularisation).")
-@click.option("--gp-weight", type=float, default=10.0, help="Gradient-penalty weight for wgan-gp.")
-@click.option("--ema-decay", type=float, default=0.999, help="EMA of G used for samples and export (0: off).")
+@click.option(
+    "--r1", type=Number(LIM["r1"]), default=0.0, help="R1 penalty weight gamma on real images (0: off)."
+)
+@click.option(
+    "--r1-every",
+    type=Number(LIM["r1_every"]),
+    default=4,
+    help="Apply R1 every N steps (lazy regularisation).",
+)
+@click.option(
+    "--gp-weight", type=Number(LIM["gp_weight"]), default=10.0, help="Gradient-penalty weight for wgan-gp."
+)
+@click.option(
+    "--ema-decay",
+    type=Number(LIM["ema_decay"]),
+    default=0.999,
+    help="EMA of G used for samples and export (0: off).",
+)
 @click.option("--preset", type=click.Choice(["seed"]), default=None, help="seed: the seed article's MLP GAN.")
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto")
 @click.option("--channels-last/--no-channels-last", default=True, help="channels_last memory format.")
 @click.option("--compile", is_flag=True, help="torch.compile G and D.")
 @click.option("--sync-bn", is_flag=True, help="torchrun on GPUs: SyncBatchNorm over the global batch.")
-@click.option("--seed", type=int, default=0, help="Random seed (a CPU run is repeatable).")
-@click.option("--log-every", type=int, default=50, help="Steps between log rows (and host syncs).")
-@click.option("--sample-every", type=int, default=500, help="Steps between sample grids.")
-@click.option("--checkpoint-every", type=int, default=1000, help="Steps between checkpoints.")
+@click.option("--seed", type=Number(LIM["seed"]), default=0, help="Random seed (a CPU run is repeatable).")
 @click.option(
-    "--divergence-patience", type=int, default=20, help="Log intervals of a perfect D before stopping."
+    "--log-every", type=Number(LIM["log_every"]), default=50, help="Steps between log rows (and host syncs)."
+)
+@click.option(
+    "--sample-every", type=Number(LIM["sample_every"]), default=500, help="Steps between sample grids."
+)
+@click.option(
+    "--checkpoint-every",
+    type=Number(LIM["checkpoint_every"]),
+    default=1000,
+    help="Steps between checkpoints.",
+)
+@click.option(
+    "--divergence-patience",
+    type=Number(LIM["divergence_patience"]),
+    default=20,
+    help="Log intervals of a perfect D before stopping.",
+)
+@click.option(
+    "--grid-columns", type=Number(LIM["grid_columns"]), default=8, help="Samples per class in grids."
+)
+@click.option(
+    "--g-cond",
+    type=click.Choice(["concat", "cbn", "both"]),
+    default=None,
+    help="dcgan: how the class enters G (concat: embedding joins z; cbn: class-conditional BatchNorm).",
+)
+@click.option(
+    "--minibatch-std/--no-minibatch-std", default=None, help="dcgan: minibatch-stddev layer in D."
+)
+@click.option(
+    "--mode-seeking",
+    type=float,
+    default=0.0,
+    help="Mode-seeking regulariser weight (Mao et al. 2019; 0: off).",
+)
+@click.option("--lecam", type=float, default=0.0, help="LeCam regularisation weight on D (0: off).")
+@click.option(
+    "--time-budget", type=float, default=None, help="Stop after this many minutes of process CPU time."
+)
+@click.option(
+    "--checkpoint-minutes", type=float, default=None, help="Also checkpoint every this many CPU minutes."
+)
+@click.option(
+    "--snapshots",
+    type=int,
+    default=4,
+    help="EMA snapshots kept (scored on the training data) for --checkpoint best|STEP (0: none).",
 )
 @click.option(
     "--resume", is_flag=True, help="Continue --out from its last checkpoint (--steps may raise the target)."
 )
-@click.option("--overwrite", is_flag=True, help="Start again in a non-empty --out (removes its run files).")
+@click.option("--overwrite", is_flag=True, help="Start a ganaug run dir --out again (removes its run files).")
 @quiet_option
 @click.pass_context
 def train(
@@ -85,11 +142,17 @@ def train(
     \b
     Examples:
       ganaug train images/ --out runs/exp --steps 3000
-      ganaug train ../shared/data/fashion-mnist/train-images-idx3-ubyte.gz --out runs/fm --arch resnet
+      ganaug train fm-idx/train-images-idx3-ubyte.gz --out runs/fm --arch resnet
       ganaug train --out runs/exp --resume --steps 6000
       ganaug train images/ --out runs/seed --preset seed
       torchrun --standalone --nproc_per_node=4 -m ganaug train images/ --out runs/exp
     """
+    from ganaug.cli.preflight import require_data, require_out_not_file
+
+    if data is None and not resume:
+        raise click.UsageError("DATA is required unless --resume is given")
+    require_data(data, options.get("labels"))  # before torch is imported: fast, and nothing is created
+    require_out_not_file(out)
     from ganaug.training import train as run_training
 
     source = click.core.ParameterSource

@@ -3,6 +3,10 @@
 G: ``[z, embed(y)] -> Linear -> base x base map -> n x [upsample x2, conv3x3, BN, ReLU] -> conv3x3 -> tanh``
 (base = image size halved while even and >= 4: 28 -> 7, 32 -> 4, 48 -> 6, 64 -> 4).
 Channels fall from 4*width (or 2*width at 28 px) to width/2 at full resolution.
+``cond`` says how the class enters G: ``concat`` (above: a 32-d class embedding joins z in the first
+Linear, so z competes with the label there), ``cbn`` (z alone drives the Linear; every BatchNorm is a
+class-conditional BatchNorm, as in SNGAN/BigGAN) or ``both`` (the embedding in the Linear *and*
+conditional BatchNorm).
 
 D: ``conv3x3 -> n x conv4x4/2 -> conv3x3`` with LeakyReLU(0.1), channels width -> 4*width, global sum
 pooling and a projection output ``linear(h) + <embed(y), h>`` (Miyato & Koyama 2018); spectral norm on
@@ -19,6 +23,7 @@ from torch import nn
 from ganaug.errors import UsageError
 from ganaug.models import register_discriminator, register_generator
 from ganaug.models.layers import (
+    ConditionalBatchNorm2d,
     MinibatchStdDev,
     ProjectionHead,
     apply_spectral_norm,
@@ -29,6 +34,7 @@ from ganaug.models.layers import (
 )
 
 SIZES = sizes_with_base(28, 64)
+CONDITIONING = ("concat", "cbn", "both")
 
 
 def _check_width(width: int) -> None:
@@ -58,41 +64,54 @@ class DCGANGenerator(nn.Module):
         channels: int = 1,
         width: int = 32,
         embed_dim: int = 32,
+        cond: str = "concat",
     ):
         super().__init__()
         _check_width(width)
+        if cond not in CONDITIONING:
+            raise UsageError(f"cond must be one of {', '.join(CONDITIONING)}, got {cond!r}")
         self.num_classes, self.z_dim, self.image_size, self.channels = (
             num_classes,
             z_dim,
             image_size,
             channels,
         )
+        self.cond = cond
         base, steps = halving_plan(image_size)
         chans = generator_channels(width, steps)
         self.base_shape = (chans[0], base, base)
-        self.embed = nn.Embedding(num_classes, embed_dim)
-        self.fc = nn.Linear(z_dim + embed_dim, chans[0] * base * base, bias=False)
-        self.bn0 = nn.BatchNorm2d(chans[0])
-        blocks = []
+        self.embed = nn.Embedding(num_classes, embed_dim) if cond != "cbn" else None
+        fc_in = z_dim + (embed_dim if self.embed is not None else 0)
+        self.fc = nn.Linear(fc_in, chans[0] * base * base, bias=False)
+        conditional = cond != "concat"
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, num_classes) if conditional else nn.BatchNorm2d(c)
+
+        self.bn0 = norm(chans[0])
+        blocks: list[nn.Module] = []
         for cin, cout in itertools.pairwise(chans):
             blocks += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
+                norm(cout),
                 nn.ReLU(inplace=True),
             ]
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*blocks)  # iterated in forward (conditional BN needs the label)
         self.out = nn.Conv2d(chans[-1], channels, 3, padding=1)
         init_weights(self, dcgan_init)
         for m in self.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.affine:
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        h = self.fc(torch.cat([z, self.embed(label).to(z.dtype)], dim=1))
-        h = torch.relu(self.bn0(h.unflatten(1, self.base_shape)))
-        return torch.tanh(self.out(self.blocks(h)))
+        x = z if self.embed is None else torch.cat([z, self.embed(label).to(z.dtype)], dim=1)
+        h = self.fc(x).unflatten(1, self.base_shape)
+        h = torch.relu(self.bn0(h, label) if self.cond != "concat" else self.bn0(h))
+        for layer in self.blocks:
+            h = layer(h, label) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return torch.tanh(self.out(h))
 
 
 @register_discriminator("dcgan")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganaug.errors import UsageError
+from ganaug.limits import TRAIN_LIMITS, check_betas
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRESETS = ("seed",)
@@ -54,6 +55,14 @@ class TrainConfig:
     checkpoint_every: int = 1000
     grid_columns: int = 8
     divergence_patience: int = 20
+    # recipe levers (issue 14; measured with benchmarks/quality_budget.py)
+    g_cond: str | None = None  # dcgan G: concat | cbn | both (None: the model's default)
+    minibatch_std: bool | None = None  # dcgan D: minibatch-stddev layer (None: the model's default)
+    mode_seeking: float = 0.0  # weight of the mode-seeking regulariser (Mao et al. 2019)
+    lecam: float = 0.0  # weight of LeCam regularisation on D (Tseng et al. 2021)
+    time_budget: float | None = None  # stop after this many minutes of process CPU time
+    checkpoint_minutes: float | None = None  # also checkpoint every this many CPU minutes
+    snapshots: int = 4  # EMA snapshots kept in weights/snapshots/ (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML-ready: tuples become lists)."""
@@ -72,7 +81,7 @@ class TrainConfig:
                 raise UsageError(f"unknown training option {key!r}")
             clean[name] = value
         if "betas" in clean and clean["betas"] is not None:
-            clean["betas"] = tuple(float(b) for b in clean["betas"])
+            clean["betas"] = check_betas(clean["betas"])
         return cls(**clean)
 
 
@@ -104,6 +113,7 @@ def apply_preset(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
 
 def validate(cfg: TrainConfig) -> None:
     """Raise :class:`UsageError` for inconsistent options (one line each)."""
+    check_types(cfg)
     positive = ("z_dim", "batch_size", "steps", "d_steps", "log_every", "sample_every", "checkpoint_every")
     for name in positive:
         if int(getattr(cfg, name)) < 1:
@@ -122,3 +132,56 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError("--r1 and --gp-weight must be >= 0")
     if cfg.batch_size < 2:
         raise UsageError("--batch-size must be >= 2")
+    check_recipe(cfg)
+
+
+# --- types and finite bounds (ganaug.limits), checked before anything is built ------------------
+
+_CHOICES = {"precision": PRECISIONS, "preset": (None, *PRESETS), "channels": (None, 1, 3)}
+_STRINGS = ("arch", "loss", "diffaugment", "device", "out")
+_OPTIONAL_STRINGS = ("data", "labels")
+_FLAGS = ("channels_last", "compile", "sync_bn")
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every numeric field finite, of its type and within :data:`ganaug.limits.TRAIN_LIMITS`;
+    strings, flags and betas of the right type (normalises ``cfg`` in place; UsageError otherwise)."""
+    for name, limit in TRAIN_LIMITS.items():
+        value = getattr(cfg, name, None)
+        if value is None and name in ("image_size", "g_width", "d_width"):
+            continue
+        setattr(cfg, name, limit.check(f"--{name.replace('_', '-')}", value))
+    cfg.betas = check_betas(cfg.betas)
+    for name in _STRINGS:
+        if not isinstance(getattr(cfg, name), str):
+            raise UsageError(f"--{name.replace('_', '-')} must be a string, got {getattr(cfg, name)!r}")
+    for name in _OPTIONAL_STRINGS:
+        if getattr(cfg, name) is not None and not isinstance(getattr(cfg, name), str):
+            raise UsageError(f"--{name} must be a path, got {getattr(cfg, name)!r}")
+    for name in _FLAGS:
+        if not isinstance(getattr(cfg, name), bool):
+            raise UsageError(f"--{name.replace('_', '-')} must be true or false, got {getattr(cfg, name)!r}")
+    for name, allowed in _CHOICES.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or value not in allowed:
+            raise UsageError(f"--{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def check_recipe(cfg: TrainConfig) -> None:
+    """The recipe options of issue 14 (conditioning, regularisers, CPU budget, snapshots)."""
+    if cfg.g_cond not in (None, "concat", "cbn", "both"):
+        raise UsageError(f"--g-cond must be concat, cbn or both, got {cfg.g_cond!r}")
+    if cfg.minibatch_std not in (None, True, False):
+        raise UsageError(f"--minibatch-std must be true or false, got {cfg.minibatch_std!r}")
+    for name in ("mode_seeking", "lecam"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1e6:
+            raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
+    for name in ("time_budget", "checkpoint_minutes"):
+        value = getattr(cfg, name)
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+        if value is not None and bad:
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0 (CPU minutes), got {value!r}")
+    snaps = cfg.snapshots
+    if isinstance(snaps, bool) or not isinstance(snaps, int) or not 0 <= snaps <= 1000:
+        raise UsageError(f"--snapshots must be an integer in [0, 1000], got {cfg.snapshots!r}")

@@ -29,19 +29,21 @@ from ganaug.diffaugment import DiffAugment
 from ganaug.ema import EMA
 from ganaug.errors import GanaugError
 from ganaug.grid import save_grid
-from ganaug.losses import get_loss, gradient_penalty, r1_penalty
+from ganaug.losses import get_loss, gradient_penalty, lecam_penalty, mode_seeking_loss, r1_penalty
 from ganaug.models import build_discriminator, build_generator
 from ganaug.noise import NoiseStream
 from ganaug.sampling import quantize_torch
 from ganaug.training import distributed as dist_util
 from ganaug.training.config import TrainConfig
 from ganaug.training.device import autocast, resolve_device, resolve_precision
-from ganaug.training.logs import ResultsLog
+from ganaug.training.logs import ResultsLog, plain_line
+from ganaug.training.snapshots import TrainScorer, record_snapshot
 from ganaug.training.state import load_training_state, restore_modules, save_checkpoint
 
 GRID_SEED = 20170610  # fixed noise for sample grids, so grids of one run are comparable
 MAX_GRID_ROWS = 20
 DIFFAUGMENT_AUTO_LIMIT = 20_000  # "auto" turns DiffAugment on below this many training images
+LECAM_DECAY = 0.99  # moving average of D's outputs that LeCam anchors to (Tseng et al. 2021)
 
 
 class TrainingDiverged(GanaugError):
@@ -95,7 +97,10 @@ class Trainer:
         self.diffaugment_policy = policy
         self.augment = DiffAugment(policy)
         self.step = 0
+        self.cpu_s = 0.0  # process CPU seconds spent training so far (snapshot scoring excluded)
         self._stop_signal: str | None = None
+        if cfg.time_budget is not None and self.dist.enabled:
+            raise GanaugError("--time-budget counts one process's CPU time; it is not for torchrun runs")
         self._build()
 
     # ----------------------------------------------------------------- setup
@@ -103,13 +108,20 @@ class Trainer:
         cfg, ds = self.cfg, self.dataset
         torch.manual_seed(cfg.seed)
         common = {"num_classes": ds.num_classes, "image_size": ds.image_size, "channels": ds.channels}
-        g_kw = {"width": cfg.g_width} if cfg.g_width else {}
-        d_kw = {"width": cfg.d_width} if cfg.d_width else {}
+        g_kw: dict[str, Any] = {"width": cfg.g_width} if cfg.g_width else {}
+        d_kw: dict[str, Any] = {"width": cfg.d_width} if cfg.d_width else {}
+        if cfg.g_cond is not None:
+            g_kw["cond"] = cfg.g_cond
+        if cfg.minibatch_std is not None:
+            d_kw["minibatch_std"] = cfg.minibatch_std
         self.G = build_generator(cfg.arch, z_dim=cfg.z_dim, **common, **g_kw).to(self.device)
         self.D = build_discriminator(cfg.arch, **common, **d_kw).to(self.device)
         self.G.to(memory_format=self.memory_format)
         self.D.to(memory_format=self.memory_format)
         self.ema = EMA(self.G, decay=cfg.ema_decay)  # plain BatchNorm copy even with --sync-bn
+        # LeCam anchors: moving averages of D's mean real and fake logits, and the update count
+        self.lecam_state = torch.zeros(3, device=self.device)
+        self.scorer = TrainScorer(ds, self.device, seed=cfg.seed) if cfg.snapshots > 0 else None
         if self.dist.enabled and getattr(cfg, "sync_bn", False):
             self.G = dist_util.convert_sync_bn(self.G, self.device)
             self.D = dist_util.convert_sync_bn(self.D, self.device)
@@ -167,6 +179,9 @@ class Trainer:
         )
         self.ema.step = state.ema_step
         self.step = state.step
+        if "lecam" in state.tensors:
+            self.lecam_state.copy_(state.tensors["lecam"])
+        self.cpu_s = float(state.meta.get("ganaug.cpu_s", 0.0))
         if self.dist.enabled:  # rank 0 continues the saved RNG stream; other ranks start fresh ones
             self.reseed_rank(state.step)
 
@@ -200,6 +215,8 @@ class Trainer:
                 real_logits = self.D_train(self.augment(real_in), y).float()  # DDP forward (hooks)
                 fake_logits = self.D_step(self.augment(fake), y).float()  # grads still all-reduced
             loss = self.loss.discriminator(real_logits, fake_logits)
+        if cfg.lecam > 0:
+            loss = loss + cfg.lecam * self._lecam(real_logits, fake_logits)
         if cfg.loss == "wgan-gp":
             loss = loss + gradient_penalty(self.D_step, x, fake.float(), y, weight=cfg.gp_weight)
         if use_r1:
@@ -210,11 +227,31 @@ class Trainer:
         self.scaler_d.update()
         return loss.detach(), real_logits.detach(), fake_logits.detach()
 
+    @torch.no_grad()
+    def _update_lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
+        state = self.lecam_state
+        means = torch.stack([real_logits.detach().float().mean(), fake_logits.detach().float().mean()])
+        weight = 1.0 - LECAM_DECAY * (state[2] > 0).float()  # the first update takes the value itself
+        state[:2].lerp_(means, weight)
+        state[2] += 1
+
+    def _lecam(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """LeCam penalty against the anchors, updated with this batch first (as the authors do)."""
+        self._update_lecam(real_logits, fake_logits)
+        return lecam_penalty(real_logits, fake_logits, self.lecam_state[0], self.lecam_state[1])
+
     def _g_step(self, y: torch.Tensor) -> torch.Tensor:
         self.D.requires_grad_(False)  # no weight gradients for D while G learns
+        weight = self.cfg.mode_seeking
+        if weight > 0:  # pairs: the batch's second half repeats the first half's classes
+            half = y.shape[0] // 2
+            y = torch.cat([y[:half], y[:half]])
         with autocast(self.device, self.amp_dtype):
-            fake = self.G_train(self._noise(y.shape[0]), y)
+            z = self._noise(y.shape[0])
+            fake = self.G_train(z, y)
             loss = self.loss.generator(self.D_step(self.augment(fake), y).float())
+            if weight > 0:
+                loss = loss + weight * mode_seeking_loss(fake[:half], fake[half:], z[:half], z[half:])
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler_g.scale(loss).backward()
         self.scaler_g.step(self.opt_g)
@@ -243,6 +280,8 @@ class Trainer:
         )
 
     def checkpoint(self, step: int) -> None:
+        """Write the resumable checkpoint and, with ``--snapshots``, a scored EMA snapshot."""
+        self.cpu_s = self._cpu_now() if hasattr(self, "_cpu_mark") else self.cpu_s
         save_checkpoint(
             self.run_dir,
             generator=self.G,
@@ -255,7 +294,24 @@ class Trainer:
             classes=self.dataset.classes,
             run_id=self.run_id,
             extra={"diffaugment": self.diffaugment_policy, "precision": str(self.amp_dtype or "fp32")},
+            extra_tensors={"lecam": self.lecam_state},
+            cpu_s=self.cpu_s,
         )
+        if self.cfg.snapshots > 0:
+            start = time.process_time()
+            record_snapshot(
+                self.run_dir,
+                self.ema.module,
+                classes=self.dataset.classes,
+                run_id=self.run_id,
+                step=step,
+                cpu_s=self.cpu_s,
+                keep=self.cfg.snapshots,
+                scorer=self.scorer,
+            )
+            if hasattr(self, "_cpu_mark"):  # scoring is not training: keep it out of the budget
+                mark, before = self._cpu_mark
+                self._cpu_mark = (mark + time.process_time() - start, before)
 
     # ----------------------------------------------------------------- signals
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -277,8 +333,14 @@ class Trainer:
         start_step = self.step
         log.truncate(start_step)
         previous = self._install_signals()
+        tty = sys.stderr.isatty()
+        plain = self.is_main and not tty and (self.progress or not self.quiet)
         bar = tqdm(
-            total=cfg.steps, initial=start_step, disable=not self.progress, unit="step", dynamic_ncols=True
+            total=cfg.steps,
+            initial=start_step,
+            disable=not (self.progress and tty),
+            unit="step",
+            dynamic_ncols=True,
         )
         acc = torch.zeros(5, device=self.device)
         count = 0
@@ -287,6 +349,10 @@ class Trainer:
         elapsed_before = log.rows[-1]["elapsed_s"] if log.rows else 0.0
         last: dict[str, float] = {}
         perfect_windows = 0
+        self._cpu_mark = (time.process_time(), self.cpu_s)
+        budget_s = cfg.time_budget * 60.0 if cfg.time_budget is not None else math.inf
+        every_s = cfg.checkpoint_minutes * 60.0 if cfg.checkpoint_minutes is not None else math.inf
+        next_cpu_ckpt = (math.floor(self.cpu_s / every_s) + 1) * every_s if every_s < math.inf else math.inf
         self.G.train()
         self.D.train()
         try:
@@ -296,10 +362,13 @@ class Trainer:
                 acc += self.train_step(step)
                 count += 1
                 bar.update(1)
-                final = step == cfg.steps
+                cpu = self._cpu_now()
+                final = step == cfg.steps or cpu >= budget_s
                 # one process: stop at once; several: stop together at the next log interval (below)
                 stopping = self._stop_signal is not None and not self.dist.enabled
-                due_ckpt = step % cfg.checkpoint_every == 0
+                due_ckpt = step % cfg.checkpoint_every == 0 or cpu >= next_cpu_ckpt
+                if cpu >= next_cpu_ckpt:
+                    next_cpu_ckpt = (math.floor(cpu / every_s) + 1) * every_s
                 if step % cfg.log_every == 0 or due_ckpt or final or stopping:
                     signalled = self._stop_signal is not None
                     mean, stop_any = dist_util.reduce_log(acc / count, signalled, self.dist)
@@ -325,6 +394,8 @@ class Trainer:
                     bar.set_postfix(
                         d=f"{last['loss_d']:.3f}", g=f"{last['loss_g']:.3f}", ips=f"{last['img_per_s']:.0f}"
                     )
+                    if plain:  # a log file, not a terminal: one line per log interval, no bar
+                        print(plain_line(last, cfg.steps), file=sys.stderr, flush=True)
                 if (step % cfg.sample_every == 0 or final or stopping) and self.is_main:
                     self.write_samples(step)
                 if due_ckpt or final or stopping:
@@ -333,7 +404,7 @@ class Trainer:
                         log.plot()
                     dist_util.barrier(self.dist)  # the others wait until rank 0's checkpoint is on disk
                     self.step = step
-                if stopping:
+                if stopping or final:
                     break
         finally:
             bar.close()
@@ -347,6 +418,11 @@ class Trainer:
             elapsed_s=elapsed_before + time.perf_counter() - run_start,
             rank=self.dist.rank,
         )
+
+    def _cpu_now(self) -> float:
+        """Training CPU seconds so far: this process's CPU time since ``run`` began plus earlier runs'."""
+        start, before = self._cpu_mark
+        return before + time.process_time() - start
 
     def _log_row(
         self, log: ResultsLog, step: int, values: list[float], count: int, seconds: float, elapsed: float
@@ -363,6 +439,7 @@ class Trainer:
             "lr_d": self.opt_d.param_groups[0]["lr"],
             "img_per_s": images / max(seconds, 1e-9),
             "elapsed_s": elapsed,
+            "cpu_s": self._cpu_now(),
         }
         if self.is_main:
             log.append(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -11,12 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ganaug import __version__
 from ganaug.data import ImageDataset, load_dataset
-from ganaug.errors import UsageError
+from ganaug.errors import DataError, UsageError
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_yaml
+from ganaug.limits import read_yaml_mapping
+from ganaug.output_safety import (
+    check_output,
+    data_inputs,
+    holds_nothing,
+    legacy_run_dir,
+    write_marker,
+)
+from ganaug.runtime import check_class_names
 from ganaug.training import distributed as dist_util
 from ganaug.training.config import TrainConfig, apply_preset, validate
 from ganaug.training.device import resolve_device
@@ -27,28 +36,76 @@ IN_MEMORY_DATA = "train_data.npz"
 RUN_FILES = ("config.yaml", "classes.json", "run.json", "results.csv", "results.png", IN_MEMORY_DATA)
 RUN_DIRS = ("weights", "samples")
 # Options that may change when a run is resumed; everything else comes from its config.yaml.
-RESUMABLE_OVERRIDES = {"steps", "device", "log_every", "sample_every", "checkpoint_every", "data", "labels"}
+RESUMABLE_OVERRIDES = {
+    "steps",
+    "device",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "data",
+    "labels",
+    "time_budget",
+    "checkpoint_minutes",
+}
 
 
-def _prepare_fresh_dir(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UsageError(
-                f"run directory {run_dir} is not empty; use --resume to continue it, "
-                "--overwrite to start it again, or another --out"
-            )
+def _saved_config(path: Path) -> TrainConfig:
+    """A run's ``config.yaml`` for ``--resume``: a mapping of known options, else one UsageError."""
+    try:
+        cfg = TrainConfig.from_dict(read_yaml_mapping(path, "run config"))
+        validate(cfg)
+        return cfg
+    except UsageError as exc:
+        raise UsageError(f"--resume: {path}: {str(exc).removeprefix(f'{path}: ')}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--resume: {path}: bad option value ({exc})") from None
+
+
+def _saved_run_id(path: Path) -> str:
+    info = read_yaml_mapping(path, "run.json") if path.is_file() else {}
+    run_id = info.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise UsageError(f"--resume: {path} is missing or has no run_id; the run cannot be resumed")
+    return run_id
+
+
+def _check_fresh_dir(cfg: TrainConfig, run_dir: Path, overwrite: bool) -> None:
+    """Refuse a ``--out`` that is, contains or lies inside the data, or a non-empty folder that is
+    not a ganaug run (see :mod:`ganaug.output_safety`); writes nothing."""
+    inputs = data_inputs(cfg.data, cfg.labels) if cfg.data not in (None, IN_MEMORY_DATA) else []
+    not_empty = (
+        f"run directory {run_dir} is not empty; use --resume to continue it, "
+        "--overwrite to start it again, or another --out"
+    )
+    check_output(run_dir, inputs, overwrite=overwrite, kind="run", legacy=legacy_run_dir, not_empty=not_empty)
+
+
+def _prepare_fresh_dir(run_dir: Path) -> bool:
+    """Remove a previous run's files (checked by :func:`_check_fresh_dir`), create ``run_dir`` with
+    its marker; True when this call created the folder."""
+    created = not run_dir.exists()
+    if not created:
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
         for name in RUN_DIRS:
             shutil.rmtree(run_dir / name, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir, "run")
+    return created
 
 
-def _load_data(cfg: TrainConfig, run_dir: Path, dataset: ImageDataset | None) -> ImageDataset:
+def _remove_if_unused(run_dir: Path) -> None:
+    """After a failed start: remove a run folder this run created and left holding only its marker."""
+    with contextlib.suppress(OSError):
+        if holds_nothing(run_dir):
+            shutil.rmtree(run_dir)
+
+
+def _load_data(cfg: TrainConfig, run_dir: Path, dataset: ImageDataset | None, resume: bool) -> ImageDataset:
     if dataset is not None:
         return dataset
     saved = run_dir / IN_MEMORY_DATA
-    if cfg.data in (None, IN_MEMORY_DATA) and saved.is_file():
+    if resume and cfg.data in (None, IN_MEMORY_DATA) and saved.is_file():
         return load_dataset(saved, cache=False)
     if cfg.data is None:
         raise UsageError("no training data given (DATA argument)")
@@ -94,8 +151,7 @@ def train(
         cfg_file = run_dir / "config.yaml"
         if not cfg_file.is_file():
             raise UsageError(f"--resume: {run_dir} is not a run directory (no config.yaml)")
-        saved = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
-        cfg = TrainConfig.from_dict(saved)
+        cfg = _saved_config(cfg_file)
         ignored = sorted(k for k in explicit if k not in RESUMABLE_OVERRIDES and k in options)
         if ignored:
             warnings.warn(
@@ -108,8 +164,7 @@ def train(
                 setattr(cfg, key, options[key])
         if data is not None:
             cfg.data = str(data)
-        run_info = yaml.safe_load((run_dir / "run.json").read_text(encoding="utf-8"))
-        run_id = run_info["run_id"]
+        run_id = _saved_run_id(run_dir / "run.json")
     else:
         cfg = TrainConfig.from_dict(
             {**options, "data": str(data) if data is not None else None, "out": str(out)}
@@ -139,20 +194,46 @@ def _train_in(
     progress: bool | None,
     env: dist_util.DistEnv,
 ) -> TrainResult:
-    """Set up the run directory (rank 0 only) and train; every rank runs this."""
+    """Set up the run directory (rank 0 only) and train; every rank runs this.
+
+    A fresh run folder is created only once the data is read and the model built, and removed
+    again if the run fails before writing anything into it."""
     if not resume:
-        dist_util.rank0_first(env, lambda: _prepare_fresh_dir(run_dir, overwrite))
+        dist_util.rank0_first(env, lambda: _check_fresh_dir(cfg, run_dir, overwrite))
     # rank 0 loads first (it may fill the decode cache), then the others
-    ds = dist_util.rank0_first(env, lambda: _load_data(cfg, run_dir, dataset), others=True)
+    ds = dist_util.rank0_first(env, lambda: _load_data(cfg, run_dir, dataset, resume), others=True)
     assert ds is not None
+    check_class_names(ds.classes, f"training data {ds.source}: class names", DataError)
     if not resume:
         if dataset is not None:
-            if env.is_main:
-                _save_in_memory(run_dir, dataset)
             cfg.data = IN_MEMORY_DATA
         cfg.image_size = ds.image_size
         cfg.channels = ds.channels
     trainer = Trainer(cfg, ds, run_dir, run_id, quiet=quiet, progress=progress, dist=env)
+    created = False
+    if not resume:
+        created = bool(dist_util.rank0_first(env, lambda: _prepare_fresh_dir(run_dir)))
+    try:
+        return _start(cfg, run_dir, run_id, ds, dataset, trainer, resume, env)
+    except BaseException:
+        if created and env.is_main:
+            _remove_if_unused(run_dir)
+        raise
+
+
+def _start(
+    cfg: TrainConfig,
+    run_dir: Path,
+    run_id: str,
+    ds: ImageDataset,
+    dataset: ImageDataset | None,
+    trainer: Trainer,
+    resume: bool,
+    env: dist_util.DistEnv,
+) -> TrainResult:
+    """Write the run's files and train (the run folder exists)."""
+    if not resume and dataset is not None and env.is_main:
+        _save_in_memory(run_dir, dataset)
     if resume:
         trainer.resume()
         if trainer.step >= cfg.steps:

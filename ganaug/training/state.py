@@ -2,7 +2,8 @@
 
 ``weights/last.safetensors`` is the single source of truth for resuming: it holds the generator
 (``G.``), discriminator (``D.``), EMA generator (``E.``), both optimizers' tensors
-(``OG.<param index>.<name>`` / ``OD.``) and the RNG states (``rng.*``) of one step, written
+(``OG.<param index>.<name>`` / ``OD.``), the RNG states (``rng.*``) and any extra loop state (e.g.
+``lecam``: LeCam's moving averages) of one step, written
 atomically, so a crash can never pair weights of one step with optimizer state of another.
 Its metadata carries the step, both model configs and the optimizers' param groups as JSON.
 ``weights/state.json`` is the human-readable summary that points into it; ``weights/ema.safetensors``
@@ -98,8 +99,14 @@ def save_checkpoint(
     classes: list[str],
     run_id: str,
     extra: dict[str, Any] | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    cpu_s: float | None = None,
 ) -> None:
-    """Write ``last.safetensors`` (everything to resume), then ``ema.safetensors`` and ``state.json``."""
+    """Write ``last.safetensors`` (everything to resume), then ``ema.safetensors`` and ``state.json``.
+
+    ``extra_tensors`` (names without a ``G.``/``D.``/``E.``/``OG.``/``OD.``/``rng.`` prefix) are stored
+    as they are; ``cpu_s`` (training CPU seconds so far) goes into the metadata as ``ganaug.cpu_s``.
+    """
     weights = run_dir / "weights"
     og, og_info = _optimizer_tensors(opt_g, "OG")
     od, od_info = _optimizer_tensors(opt_d, "OD")
@@ -110,6 +117,7 @@ def save_checkpoint(
         | og
         | od
         | rng_tensors()
+        | {k: v.detach().to("cpu").contiguous().clone() for k, v in (extra_tensors or {}).items()}
     )
     meta = base_metadata(TRAINING_FORMAT, classes, run_id, step) | {
         "ganaug.model": json.dumps(generator.config),
@@ -118,6 +126,8 @@ def save_checkpoint(
         "ganaug.optim_g": json.dumps(og_info),
         "ganaug.optim_d": json.dumps(od_info),
     }
+    if cpu_s is not None:
+        meta["ganaug.cpu_s"] = repr(float(cpu_s))
     save_tensors(weights / "last.safetensors", tensors, meta)
     save_generator(weights / "ema.safetensors", ema, classes=classes, run_id=run_id, step=step)
     atomic_write_json(
@@ -133,6 +143,7 @@ def save_checkpoint(
             "optimizer_g": "last.safetensors:OG.* + metadata ganaug.optim_g",
             "optimizer_d": "last.safetensors:OD.* + metadata ganaug.optim_d",
             "rng": "last.safetensors:rng.*",
+            **({"cpu_s": round(float(cpu_s), 3)} if cpu_s is not None else {}),
             **(extra or {}),
         },
     )
