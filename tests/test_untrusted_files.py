@@ -412,6 +412,39 @@ def test_bad_run_config_on_resume_is_one_line(
 
 
 @pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ganaug.step": "abc"}, "'ganaug.step' must be a non-negative integer, got 'abc'"),
+        ({"ganaug.step": "-3"}, "'ganaug.step' must be a non-negative integer"),
+        ({"ganaug.optim_g": "{not json"}, "damaged training state (JSONDecodeError"),
+        ({"ganaug.optim_d": None}, "damaged training state (KeyError"),
+    ],
+)
+def test_damaged_training_state_on_resume_is_one_line(
+    tmp_path: Path, tiny_run: Path, changes: dict, message: str
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.yaml", "run.json", "classes.json", ".ganaug-output.json"):
+        if (tiny_run / name).exists():
+            (run / name).write_bytes((tiny_run / name).read_bytes())
+    (run / "weights").mkdir()
+    src = tiny_run / "weights" / "last.safetensors"
+    with safe_open(str(src), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is not a mapping
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    save_file(tensors, str(run / "weights" / "last.safetensors"), metadata=meta)
+    proc = run_cli("train", "--out", str(run), "--resume", "--steps", "8")
+    _one_line_error(proc, 1)
+    assert message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train", "DATA", "--lr-g", "nan"], "'--lr-g': must be a finite number in (0, inf), got 'nan'"),

@@ -162,11 +162,24 @@ def load_training_state(run_dir: Path) -> TrainingState:
         for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
             tensors[key] = fh.get_tensor(key)
     return TrainingState(
-        step=int(meta["ganaug.step"]),
-        ema_step=int(meta.get("ganaug.ema_step", meta["ganaug.step"])),
+        step=_step_field(meta, "ganaug.step", path),
+        ema_step=_step_field(meta, "ganaug.ema_step", path, default_key="ganaug.step"),
         tensors=tensors,
         meta=meta,
     )
+
+
+def _step_field(meta: dict[str, str], key: str, path: Path, default_key: str | None = None) -> int:
+    """A non-negative integer step from checkpoint metadata, or a one-line CheckpointError."""
+    raw = meta.get(key, meta.get(default_key) if default_key else None)
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0 or value > 2**62:
+        shown = str(raw)[:40]
+        raise CheckpointError(f"{path}: metadata {key!r} must be a non-negative integer, got {shown!r}")
+    return value
 
 
 def restore_modules(
@@ -187,6 +200,10 @@ def restore_modules(
     load_module_state(generator, part("G."), path)
     load_module_state(discriminator, part("D."), path)
     load_module_state(ema, part("E."), path)
-    opt_g.load_state_dict(_optimizer_state(state.tensors, "OG", json.loads(state.meta["ganaug.optim_g"])))
-    opt_d.load_state_dict(_optimizer_state(state.tensors, "OD", json.loads(state.meta["ganaug.optim_d"])))
-    restore_rng(state.tensors)
+    try:
+        opt_g.load_state_dict(_optimizer_state(state.tensors, "OG", json.loads(state.meta["ganaug.optim_g"])))
+        opt_d.load_state_dict(_optimizer_state(state.tensors, "OD", json.loads(state.meta["ganaug.optim_d"])))
+        restore_rng(state.tensors)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, RecursionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{path}: damaged training state ({type(exc).__name__}: {first})") from None
