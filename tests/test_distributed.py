@@ -172,6 +172,7 @@ def test_torchrun_cli_run_writes_the_run_dir_once_and_resumes_with_one_process(t
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _files(run) == {
+        ".ganaug-output.json",  # the run's output marker (ganaug.output_safety)
         "config.yaml",
         "classes.json",
         "run.json",
@@ -181,6 +182,8 @@ def test_torchrun_cli_run_writes_the_run_dir_once_and_resumes_with_one_process(t
         "weights/last.safetensors",
         "weights/ema.safetensors",
         "weights/state.json",
+        "weights/snapshots.json",  # EMA snapshots for --checkpoint (one per checkpoint, bounded count)
+        "weights/snapshots/ema_step_000004.safetensors",
     }
     rows = (run / "results.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]  # one row per interval, not one per rank
