@@ -129,7 +129,7 @@ def record_snapshot(
     index = read_index(run_dir) or {}
     # earlier snapshots of this run only (a resumed run rewinds to its checkpoint's step)
     earlier = [e for e in index.get("snapshots", []) if e["step"] < step and e.get("run_id") == run_id]
-    entries = earlier + [entry]
+    entries = [*earlier, entry]
     entries, dropped = _prune(entries, keep)
     for e in dropped:
         (weights / e["file"]).unlink(missing_ok=True)
