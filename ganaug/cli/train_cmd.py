@@ -102,9 +102,7 @@ LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
     default=None,
     help="dcgan: how the class enters G (concat: embedding joins z; cbn: class-conditional BatchNorm).",
 )
-@click.option(
-    "--minibatch-std/--no-minibatch-std", default=None, help="dcgan: minibatch-stddev layer in D."
-)
+@click.option("--minibatch-std/--no-minibatch-std", default=None, help="dcgan: minibatch-stddev layer in D.")
 @click.option(
     "--mode-seeking",
     type=float,
