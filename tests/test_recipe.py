@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from conftest import run_cli
 from test_train import TINY, read_results, tiny_dataset
 
@@ -193,3 +194,16 @@ def test_sample_and_export_pick_a_snapshot_with_checkpoint(tmp_path):
     proc = run_cli("export", str(run), "--out", str(tmp_path / "g.onnx"), "--checkpoint", "best", "-q")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "g.onnx").is_file()
+
+
+def test_measured_defaults_dcgan_g64_mode_seeking_and_no_color_augment(tmp_path):
+    opts = {k: v for k, v in TINY.items() if k != "g_width"}
+    result = train(out=tmp_path / "run", dataset=tiny_dataset(), steps=1, snapshots=0, **opts)
+    cfg = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert cfg["mode_seeking"] == 1.0 and cfg["g_width"] is None
+    assert load_generator(result.run_dir).config["width"] == 64
+    assert json.loads((result.run_dir / "run.json").read_text())["diffaugment"] == "translation,cutout"
+    seed = train(
+        out=tmp_path / "seed", dataset=tiny_dataset(), preset="seed", steps=1, batch_size=8, snapshots=0
+    )
+    assert yaml.safe_load((seed.run_dir / "config.yaml").read_text())["mode_seeking"] == 0.0

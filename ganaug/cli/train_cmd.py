@@ -29,7 +29,7 @@ LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
     "--g-width",
     type=Number(LIM["g_width"]),
     default=None,
-    help="Generator base width (model default if unset).",
+    help="Generator base width (unset: 64 for dcgan, else the model default).",
 )
 @click.option("--d-width", type=Number(LIM["d_width"]), default=None, help="Discriminator base width.")
 @click.option("--batch-size", type=Number(LIM["batch_size"]), default=64)
@@ -48,7 +48,8 @@ LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
 @click.option(
     "--diffaugment",
     default="auto",
-    help="DiffAugment policy: auto (on below 20k images), none, or items of color,translation,cutout.",
+    help="DiffAugment policy: auto (translation,cutout below 20k images), none, or items of "
+    "color,translation,cutout.",
 )
 @click.option(
     "--r1", type=Number(LIM["r1"]), default=0.0, help="R1 penalty weight gamma on real images (0: off)."
@@ -106,7 +107,7 @@ LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
 @click.option(
     "--mode-seeking",
     type=float,
-    default=0.0,
+    default=1.0,
     help="Mode-seeking regulariser weight (Mao et al. 2019; 0: off).",
 )
 @click.option("--lecam", type=float, default=0.0, help="LeCam regularisation weight on D (0: off).")

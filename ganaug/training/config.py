@@ -58,7 +58,7 @@ class TrainConfig:
     # recipe levers (issue 14; measured with benchmarks/quality_budget.py)
     g_cond: str | None = None  # dcgan G: concat | cbn | both (None: the model's default)
     minibatch_std: bool | None = None  # dcgan D: minibatch-stddev layer (None: the model's default)
-    mode_seeking: float = 0.0  # weight of the mode-seeking regulariser (Mao et al. 2019)
+    mode_seeking: float = 1.0  # weight of the mode-seeking regulariser (Mao et al. 2019; 0: off)
     lecam: float = 0.0  # weight of LeCam regularisation on D (Tseng et al. 2021)
     time_budget: float | None = None  # stop after this many minutes of process CPU time
     checkpoint_minutes: float | None = None  # also checkpoint every this many CPU minutes
@@ -104,6 +104,7 @@ def apply_preset(cfg: TrainConfig, explicit: set[str]) -> TrainConfig:
         "betas": (0.5, 0.999),
         "diffaugment": "none",
         "ema_decay": 0.0,
+        "mode_seeking": 0.0,
     }
     for key, value in values.items():
         if key not in explicit:
