@@ -240,6 +240,8 @@ def test_demo_report_links_theory_from_the_run_folder(tmp_path: Path):
 def test_published_results_record_no_absolute_paths():
     absolute = re.compile(r"(?<![\w.~])/(work|home|tmp|Users|root|mnt|scratch)/")
     for path in sorted((REPO / "benchmarks" / "results").glob("*")):
+        if path.suffix not in {".md", ".json", ".csv", ".txt"}:
+            continue  # images
         assert not absolute.search(path.read_text(encoding="utf-8")), path.name
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
