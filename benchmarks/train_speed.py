@@ -15,7 +15,15 @@ are counted once with ``torch.utils.flop_counter.FlopCounterMode`` on our step (
 convolutions, forward and backward); achieved GFLOP/s = FLOPs per step / median step time, shown next
 to this machine's matmul (fp32, bf16) and convolution ceilings measured in the same run.
 
+With ``--lean`` the second baseline runs instead: our step with ``ganaug train``'s default recipe
+(DiffAugment "auto", EMA, mode seeking, spectral norm) against :class:`Lean`, a lean hand-written step
+of the same G and D at the same precision and memory format, alternating A B A B; the ratio of step
+times is given as measured and per FLOP (both sides' FLOPs counted). On the CPU these step times are
+process CPU seconds (``time.process_time``), so that other jobs on shared cores do not count.
+
     python benchmarks/train_speed.py --threads 1 --json benchmarks/train_speed_cpu.json
+    python benchmarks/train_speed.py --threads 1 --lean --archs dcgan --sizes 32 --batch-sizes 64 \
+        --channels 1 --repeats 8 --steps 3
     python benchmarks/train_speed.py --quick                       # smoke run, one minute
     python benchmarks/train_speed.py --scaling --archs resnet      # 32/64/128 px x batch 32/128/512
 """
@@ -153,17 +161,78 @@ class Plain:
         sync(self.device)
 
 
-def timed_round(impl: Ours | Plain, steps: int) -> float:
-    """Seconds per step over ``steps`` steps (synchronised at the end)."""
+class Lean:
+    """A lean conditional GAN step: the second baseline, at our step's architecture and precision.
+
+    What a careful hand-written loop does and nothing more: the same G and D as ours (rebuilt from
+    their ``config``; D without spectral norm, which is a training regulariser, not architecture), the
+    same precision (autocast) and memory format as ours, the data already a normalised float tensor on
+    the device, plain hinge loss, two D passes (real, then fake made under ``no_grad``), no D weight
+    gradients in the G step, textbook ``torch.optim.Adam`` (torch's default implementation choice), no
+    DiffAugment, no EMA, no mode seeking, no metrics. Both sides' FLOPs per step are counted
+    (``FlopCounterMode``) and the ratio is also given per FLOP.
+    """
+
+    def __init__(self, ours: Ours, ds: ImageDataset) -> None:
+        trainer = ours.trainer
+        cfg = trainer.cfg
+        torch.manual_seed(cfg.seed)
+        self.device, self.amp_dtype, fmt = trainer.device, trainer.amp_dtype, trainer.memory_format
+        self.G = build_generator(**trainer.G.config).to(self.device, memory_format=fmt).train()
+        d_config = {**trainer.D.config, "spectral_norm": False}
+        self.D = build_discriminator(**d_config).to(self.device, memory_format=fmt).train()
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
+        images = torch.tensor(ds.images, device=self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        self.images = images.contiguous(memory_format=fmt)
+        self.labels = torch.tensor(ds.labels, device=self.device)
+        self.batch, self.z_dim = trainer.batch_size, cfg.z_dim
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def step(self) -> None:
+        idx = torch.randint(0, self.images.shape[0], (self.batch,), device=self.device)
+        x, y = self.images[idx], self.labels[idx]
+        with self._autocast():
+            with torch.no_grad():
+                fake = self.G(torch.randn(self.batch, self.z_dim, device=self.device), y)
+            loss_d = torch.relu(1.0 - self.D(x, y)).mean() + torch.relu(1.0 + self.D(fake, y)).mean()
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        self.D.requires_grad_(False)  # no D weight gradients in the G step, as in ours
+        with self._autocast():
+            fake = self.G(torch.randn(self.batch, self.z_dim, device=self.device), y)
+            loss_g = -self.D(fake, y).mean()
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+
+    def finish(self) -> None:
+        sync(self.device)
+
+
+def timed_round(
+    impl: Ours | Plain | Lean, steps: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Seconds per step over ``steps`` steps (synchronised at the end), by ``clock``.
+
+    ``time.process_time`` counts only the CPU time of this process: on cores shared with other jobs it
+    leaves out the time the scheduler gave to them (with one torch thread and a CPU device).
+    """
     impl.finish()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         impl.step()
     impl.finish()
-    return (time.perf_counter() - start) / steps
+    return (clock() - start) / steps
 
 
-def count_flops(impl: Ours) -> int:
+def count_flops(impl: Ours | Lean) -> int:
     with FlopCounterMode(display=False) as counter:
         impl.step()
     impl.finish()
@@ -247,6 +316,58 @@ def compare(args: argparse.Namespace, arch: str, size: int, batch: int, workdir:
         "plain_gflops": round(flops / p / 1e9, 2),
         "warmup_s": round(warmup_s, 2),
     }
+
+
+# ----------------------------------------------------------------------------- vs the lean loop
+def lean_compare(args: argparse.Namespace, arch: str, size: int, batch: int, workdir: Path) -> dict:
+    """Our step with ``ganaug train``'s default recipe vs :class:`Lean`, alternating A B A B."""
+    ds = random_dataset(size, args.channels)
+    cfg = make_config(args, arch, batch)
+    cfg.diffaugment = args.policy or "auto"  # the training default unless --policy is given
+    ours = Ours(cfg, ds, workdir)
+    lean = Lean(ours, ds)
+    for impl in (ours, lean):
+        for _ in range(args.warmup):
+            impl.step()
+        impl.finish()
+    flops_ours, flops_lean = count_flops(ours), count_flops(lean)
+    clock = time.process_time if ours.device.type == "cpu" else time.perf_counter
+    ours_t, lean_t = [], []
+    for _ in range(args.repeats):
+        ours_t.append(timed_round(ours, args.steps, clock))
+        lean_t.append(timed_round(lean, args.steps, clock))
+    o, q = statistics.median(ours_t), statistics.median(lean_t)
+    return {
+        "clock": clock.__name__,
+        "arch": arch,
+        "image_size": size,
+        "batch_size": batch,
+        "channels": args.channels,
+        "precision": str(ours.trainer.amp_dtype or "fp32").replace("torch.", ""),
+        "diffaugment": ours.trainer.diffaugment_policy,
+        "mode_seeking": cfg.mode_seeking,
+        "ours_step_s": [round(t, 4) for t in ours_t],
+        "lean_step_s": [round(t, 4) for t in lean_t],
+        "ours_gflop_per_step": round(flops_ours / 1e9, 3),
+        "lean_gflop_per_step": round(flops_lean / 1e9, 3),
+        "time_ratio": round(o / q, 3),  # our step time / the lean step's
+        "per_flop_ratio": round((o / flops_ours) / (q / flops_lean), 3),  # the same at equal FLOPs
+    }
+
+
+def print_lean(rows: list[dict]) -> None:
+    print(
+        "| arch | size | batch | precision | DiffAugment | clock | ours s/step | lean s/step | ours/lean "
+        "| ours/lean per FLOP |"
+    )
+    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        o, q = statistics.median(r["ours_step_s"]), statistics.median(r["lean_step_s"])
+        print(
+            f"| {r['arch']} | {r['image_size']} | {r['batch_size']} | {r['precision']} | "
+            f"{r['diffaugment']} | {r['clock']} | {o:.3f} | {q:.3f} | {r['time_ratio']:.2f}x | "
+            f"{r['per_flop_ratio']:.2f}x |"
+        )
 
 
 # ----------------------------------------------------------------------------- ablation
@@ -467,6 +588,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="Our step as fp32/bf16 x NCHW/channels_last (+ compile with --compile) vs plain, one run.",
     )
+    p.add_argument(
+        "--lean",
+        action="store_true",
+        help="Our step with the default recipe vs the lean loop (class Lean), alternating, per FLOP.",
+    )
+    p.add_argument(
+        "--policy", default=None, help="DiffAugment policy of our step for --lean (default: auto)."
+    )
     p.add_argument("--json", type=Path, help="Write the rows (and ceilings) as JSON here.")
     p.add_argument("--_scaling-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -496,6 +625,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     device = resolve_device(args.device)
     env = environment(device)
+    if args.lean:
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for arch in args.archs:
+                for size in args.sizes:
+                    for batch in args.batch_sizes:
+                        rows.append(lean_compare(args, arch, size, batch, Path(tmp)))
+        print_lean(rows)
+        if args.json:
+            args.json.write_text(json.dumps({"environment": env, "lean": rows}, indent=2) + "\n")
+        return 0
     if args.ablation:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:

@@ -6,18 +6,23 @@ path computes the same training as plain fp32/NCHW within bf16 tolerance.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from conftest import pattern_images
 
 from ganaug.data import ImageDataset
+from ganaug.models.layers import MinibatchStdDev
 from ganaug.training.config import TrainConfig
 from ganaug.training.device import cpu_supports_bf16, resolve_precision
 from ganaug.training.loop import Trainer
 
 TINY = {"batch_size": 8, "g_width": 8, "d_width": 8, "z_dim": 16, "seed": 5, "lr_g": 1e-3, "lr_d": 1e-3}
 STEPS = 4
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def tiny_dataset(size: int = 28, channels: int = 3) -> ImageDataset:
@@ -122,3 +127,38 @@ def test_cuda_fast_path_tracks_fp32(tmp_path):
     assert fast.amp_dtype in (torch.bfloat16, torch.float16)
     a, b = run_steps(slow), run_steps(fast)
     np.testing.assert_allclose(b[:, :4], a[:, :4], atol=0.08, rtol=0.05)
+
+
+def test_fused_cpu_adam_computes_what_foreach_adam_computes(tmp_path):
+    ds = tiny_dataset()
+    fused = make_trainer(tmp_path, "fused", ds, arch="dcgan", precision="fp32")
+    foreach = make_trainer(tmp_path, "foreach", ds, arch="dcgan", precision="fp32")
+    assert fused.opt_g.param_groups[0]["fused"] and fused.opt_d.param_groups[0]["fused"]
+    for name, model, lr in (("opt_g", foreach.G, foreach.cfg.lr_g), ("opt_d", foreach.D, foreach.cfg.lr_d)):
+        setattr(foreach, name, torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), foreach=True))
+    a, b = run_steps(fused), run_steps(foreach)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_params(fused), g_params(foreach), rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_stddev_is_the_population_std_of_each_group():
+    x = torch.randn(8, 5, 3, 3, dtype=torch.float64).to(memory_format=torch.channels_last)
+    out = MinibatchStdDev(group_size=4)(x)
+    expected = x.reshape(2, 4, 5, 3, 3).var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    assert out.shape == (8, 6, 3, 3) and torch.equal(out[:, :5], x)
+    torch.testing.assert_close(out[:, 5], expected.repeat_interleave(4)[:, None, None].expand(8, 3, 3))
+
+
+def test_lean_benchmark_baseline_runs_the_same_flops_as_our_step(tmp_path):
+    spec = importlib.util.spec_from_file_location("train_speed", BENCHMARKS / "train_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ds = tiny_dataset(size=32, channels=1)
+    cfg = TrainConfig(**{**TINY, "precision": "fp32", "diffaugment": "auto"})
+    ours = bench.Ours(cfg, ds, tmp_path / "ours")
+    lean = bench.Lean(ours, ds)
+    assert ours.trainer.diffaugment_policy == "translation,cutout" and ours.trainer.cfg.mode_seeking > 0
+    assert bench.count_flops(ours) == bench.count_flops(lean) > 0
+    before = [p.detach().clone() for p in lean.G.parameters()]
+    lean.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, lean.G.parameters(), strict=True))

@@ -129,6 +129,9 @@ class MinibatchStdDev(nn.Module):
         b, c, h, w = x.shape
         g = next(size for size in (self.group_size, 4, 2, 1) if b % size == 0)
         y = x.float().reshape(b // g, g, c, h, w)  # groups of g consecutive samples
-        y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // g]
+        # population variance over the group, two-pass: on the CPU 4-10x faster (forward + backward)
+        # than torch.var over this short, strided dim (benchmarks/README.md, training speed)
+        y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)
+        y = (y + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [b // g]
         y = y.to(x.dtype).repeat_interleave(g).reshape(b, 1, 1, 1).expand(b, 1, h, w)
         return torch.cat([x, y], dim=1)

@@ -133,6 +133,9 @@ def validate(cfg: TrainConfig) -> None:
         raise UsageError("--r1 and --gp-weight must be >= 0")
     if cfg.batch_size < 2:
         raise UsageError("--batch-size must be >= 2")
+    from ganaug.losses import get_loss
+
+    cfg.loss = get_loss(cfg.loss).name  # one spelling ("wgan_gp" -> "wgan-gp") for the loop and config
     check_recipe(cfg)
 
 

@@ -30,7 +30,7 @@ from ganaug.checkpoint import (
     save_tensors,
     state_tensors,
 )
-from ganaug.errors import CheckpointError
+from ganaug.errors import CheckpointError, first_line
 from ganaug.fileio import atomic_write_json
 
 
@@ -86,15 +86,22 @@ def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all([t.to(torch.uint8) for t in cuda][: torch.cuda.device_count()])
 
 
+@dataclass
+class TrainingModules:
+    """The live objects a training checkpoint holds: both models, the EMA copy, both optimizers."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    ema: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
 def save_checkpoint(
     run_dir: Path,
+    modules: TrainingModules,
     *,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    ema: torch.nn.Module,
     ema_step: int,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
     step: int,
     classes: list[str],
     run_id: str,
@@ -108,8 +115,9 @@ def save_checkpoint(
     as they are; ``cpu_s`` (training CPU seconds so far) goes into the metadata as ``ganaug.cpu_s``.
     """
     weights = run_dir / "weights"
-    og, og_info = _optimizer_tensors(opt_g, "OG")
-    od, od_info = _optimizer_tensors(opt_d, "OD")
+    generator, discriminator, ema = modules.generator, modules.discriminator, modules.ema
+    og, og_info = _optimizer_tensors(modules.opt_g, "OG")
+    od, od_info = _optimizer_tensors(modules.opt_d, "OD")
     tensors = (
         state_tensors(generator, "G.")
         | state_tensors(discriminator, "D.")
@@ -182,28 +190,39 @@ def _step_field(meta: dict[str, str], key: str, path: Path, default_key: str | N
     return value
 
 
-def restore_modules(
-    state: TrainingState,
-    path: Path,
-    *,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    ema: torch.nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-) -> None:
+def _match_param_layout(opt: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor its parameter's strides (channels_last weights).
+
+    Checkpoints store contiguous tensors; torch's fused and foreach Adam kernels assume that a
+    parameter, its gradient and its moments share one memory layout, and silently compute a different
+    update when they do not (torch 2.13, CPU), which would make a resumed run drift from the
+    uninterrupted one.
+    """
+    for group in opt.param_groups:
+        for param in group["params"]:
+            pstate = opt.state.get(param, {})
+            for name, value in pstate.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    pstate[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def restore_modules(state: TrainingState, path: Path, modules: TrainingModules) -> None:
     """Load models, optimizers and RNG from a :class:`TrainingState`."""
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)}
 
-    load_module_state(generator, part("G."), path)
-    load_module_state(discriminator, part("D."), path)
-    load_module_state(ema, part("E."), path)
+    load_module_state(modules.generator, part("G."), path)
+    load_module_state(modules.discriminator, part("D."), path)
+    load_module_state(modules.ema, part("E."), path)
     try:
-        opt_g.load_state_dict(_optimizer_state(state.tensors, "OG", json.loads(state.meta["ganaug.optim_g"])))
-        opt_d.load_state_dict(_optimizer_state(state.tensors, "OD", json.loads(state.meta["ganaug.optim_d"])))
+        for opt, prefix, key in (
+            (modules.opt_g, "OG", "ganaug.optim_g"),
+            (modules.opt_d, "OD", "ganaug.optim_d"),
+        ):
+            opt.load_state_dict(_optimizer_state(state.tensors, prefix, json.loads(state.meta[key])))
+            _match_param_layout(opt)
         restore_rng(state.tensors)
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError, RecursionError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        first = first_line(exc)
         raise CheckpointError(f"{path}: damaged training state ({type(exc).__name__}: {first})") from None
