@@ -16,14 +16,21 @@ an EMA snapshot every ``--snapshot-minutes`` CPU minutes, then evaluate every sn
   autocast where the CPU has it);
 - label fidelity and confusions: the real-data classifier's predictions on the samples, per class.
 
+``temperatures``: score one snapshot of an existing run (``--checkpoint last|best|STEP``) at several
+sampling temperatures (latent standard deviations, ``--temperatures 0.8,1.0,1.2``) with the same
+numbers, without retraining; at temperature 1.0 it draws exactly the samples ``run`` scored.
+
     OMP_NUM_THREADS=1 python benchmarks/quality_budget.py run --name default --time-budget 10
     OMP_NUM_THREADS=1 python benchmarks/quality_budget.py run --name w64 --gan-option g_width=64
     python benchmarks/quality_budget.py compare benchmarks/results/quality_budget_100_*.json \\
         --out benchmarks/results/quality_budget_100
     python benchmarks/quality_budget.py run --quick          # smoke run, ~2 CPU minutes
+    OMP_NUM_THREADS=1 python benchmarks/quality_budget.py temperatures --name default \
+        --temperatures 0.8,1.0,1.2 --checkpoint last
 
 Writes ``OUT/quality_budget_<setting>_<name>.json`` / ``.md`` / ``.png`` (curves) and ``_grid.png``
 (the last snapshot's sample grid); the GAN run itself stays in ``--work`` (weights are not results).
+``temperatures`` writes ``OUT/quality_temperature_<setting>_<name>.json`` / ``.md`` / ``.png``.
 """
 
 from __future__ import annotations
@@ -75,6 +82,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     r.add_argument("--work", type=Path, default=None, help="GAN run dir (default runs/quality_budget/...).")
     r.add_argument("--quick", action="store_true", help="Smoke run: 1 CPU minute, 20/class, short CAS.")
+    t = sub.add_parser("temperatures", help="Score one snapshot of an existing run at several temperatures.")
+    t.add_argument("--name", required=True, help="Recipe label of the existing run (as given to run).")
+    t.add_argument("--setting", default="100", help="100 (per class), imbalanced, or an integer N.")
+    t.add_argument("--seed", type=int, default=0, help="The run's subset draw seed (as given to run).")
+    t.add_argument("--temperatures", type=_temperature_list, default=[0.8, 1.0, 1.2], metavar="T1,T2,...")
+    t.add_argument("--checkpoint", default="last", help="Snapshot: last, best (lowest val FID) or a step.")
+    t.add_argument("--cas-steps", type=int, default=400, help="Classifier steps for CAS (batch 128).")
+    t.add_argument("--cas-seeds", type=int, default=3, help="CAS seeds per temperature.")
+    t.add_argument("--truncation", type=float, default=None, help="Truncate |z| <= T before scaling.")
+    t.add_argument("--data-dir", type=Path, default=FASHION_MNIST)
+    t.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    t.add_argument("--work", type=Path, default=None, help="GAN run dir (default runs/quality_budget/...).")
+    t.add_argument("--quick", action="store_true", help="Smoke run: 50/class for FID, 1 short CAS.")
     c = sub.add_parser("compare", help="One table and one curve plot from several run JSON files.")
     c.add_argument("files", nargs="+", type=Path)
     c.add_argument("--out", type=Path, required=True, help="Output stem (writes STEM.md and STEM.png).")
@@ -85,7 +105,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.cas_steps, args.cas_seeds = 100, 1
             args.out = REPO / "runs" / "quality_budget_quick"
         args.work = args.work or REPO / "runs" / "quality_budget" / f"{args.setting}_{args.name}"
+    if args.cmd == "temperatures":
+        args.eval_per_class = EVAL_PER_CLASS
+        if args.quick:
+            args.eval_per_class, args.cas_steps, args.cas_seeds = 50, 100, 1
+            args.out = REPO / "runs" / "quality_budget_quick"
+        args.work = args.work or REPO / "runs" / "quality_budget" / f"{args.setting}_{args.name}"
     return args
+
+
+def _temperature_list(text: str) -> list[float]:
+    from ganaug.limits import TEMPERATURE
+
+    try:
+        return [float(TEMPERATURE.check("--temperatures", v)) for v in text.split(",") if v.strip()]
+    except Exception as exc:  # UsageError: argparse shows the one line
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -178,14 +213,14 @@ def evaluate_snapshot(
     test, fe, real_eval = ctx["test"], ctx["fe"], ctx["real_eval"]
     k = test.num_classes
     sampler = open_sampler(path)
-    labels = np.repeat(np.arange(k), EVAL_PER_CLASS)
-    trunc = ctx.get("truncation")
-    images = sampler.generate(labels, seed=SAMPLE_SEED, truncation=trunc)
+    labels = np.repeat(np.arange(k), ctx.get("eval_per_class", EVAL_PER_CLASS))
+    trunc, temp = ctx.get("truncation"), ctx.get("temperature")
+    images = sampler.generate(labels, seed=SAMPLE_SEED, truncation=trunc, temperature=temp)
     q = quality_report(real_eval, (images, labels), fe, kid_subsets=20)
     div = diversity_ratio(images, labels, test, per_class=DIVERSITY_PER_CLASS)
     conf = _confusions(fe.predict(images), labels, list(test.classes))
     cas_labels = np.repeat(np.arange(k), counts)
-    cas_images = sampler.generate(cas_labels, seed=SAMPLE_SEED + 1, truncation=trunc)
+    cas_images = sampler.generate(cas_labels, seed=SAMPLE_SEED + 1, truncation=trunc, temperature=temp)
     accs = []
     for s in cas_seeds:
         res = cas((cas_images, cas_labels), test, steps=cas_steps, seed=s, num_classes=k, amp=True)
@@ -211,10 +246,139 @@ def evaluate_snapshot(
     }
 
 
+def _eval_context(
+    args: argparse.Namespace, train_full: Any, test: Any, subset: Any, cas_seeds: list[int]
+) -> dict[str, Any]:
+    """What every snapshot evaluation shares: test split, feature extractor, real reference, CAS real."""
+    from ganaug.classifier import get_feature_extractor
+
+    per_class = getattr(args, "eval_per_class", EVAL_PER_CLASS)
+    return {
+        "test": test,
+        "fe": get_feature_extractor(train_full),
+        "real_eval": stratified(test, per_class),
+        "eval_per_class": per_class,
+        "cas_real": _cas_real(args, subset, test, cas_seeds),
+        "truncation": args.truncation,
+    }
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _pick_snapshot(work: Path, choice: str) -> tuple[Path, dict[str, Any]]:
+    """The snapshot file and index entry for ``--checkpoint`` (``last``: the run's last snapshot)."""
+    from ganaug.snapshots import read_index, select_weights
+
+    index = read_index(work)
+    entries = [e for e in (index or {}).get("snapshots", []) if (work / "weights" / e["file"]).is_file()]
+    if not entries:
+        raise SystemExit(f"{work}: no snapshots to evaluate")
+    path = work / "weights" / entries[-1]["file"] if choice == "last" else select_weights(work, choice)
+    entry = next(e for e in entries if work / "weights" / e["file"] == path)
+    return path, entry
+
+
+def temperatures(args: argparse.Namespace) -> dict[str, Any]:
+    """Every number of one snapshot at each of ``args.temperatures`` (eval only, no training)."""
+    import torch
+
+    torch.set_num_threads(1)
+    t_all = time.perf_counter()
+    path, entry = _pick_snapshot(args.work, args.checkpoint)
+    train_full, test, subset, counts = load_data(args)
+    cas_seeds = list(range(args.cas_seeds))
+    ctx = _eval_context(args, train_full, test, subset, cas_seeds)
+    rows = []
+    for temp in args.temperatures:
+        metrics = evaluate_snapshot(path, counts, {**ctx, "temperature": temp}, cas_seeds, args.cas_steps)
+        rows.append({"temperature": temp, **metrics})
+        print(
+            f"  temperature {temp:g}: FID {metrics['fid']:.2f} P {metrics['precision']:.2f} "
+            f"R {metrics['recall']:.2f} div {metrics['diversity_mean']:.2f} "
+            f"(min {metrics['diversity_min']:.2f}) label fid. {metrics['label_fidelity_mean']:.2f} "
+            f"CAS {metrics['cas_mean']:.3f} gap {metrics['cas_gap']:.3f}",
+            flush=True,
+        )
+    return {
+        "name": args.name,
+        "setting": args.setting,
+        "command": "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "counts": counts,
+        "checkpoint": args.checkpoint,
+        "snapshot": entry,
+        "truncation": args.truncation,
+        "eval_per_class": ctx["eval_per_class"],
+        "cas_steps": args.cas_steps,
+        "temperatures": rows,
+        "wall_seconds": round(time.perf_counter() - t_all, 1),
+        "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def temperature_markdown(res: dict[str, Any]) -> str:
+    snap = res["snapshot"]
+    lines = [
+        f"# Sampling temperature: {res['name']}, Fashion-MNIST {res['setting']}",
+        "",
+        f"`{res['command']}` ({res['wall_seconds'] / 60:.0f} min wall, {res['date']}). Snapshot "
+        f"`{res['checkpoint']}`: step {snap['step']} ({snap.get('cpu_minutes', float('nan')):.1f} training "
+        f"CPU minutes); latents `temperature * z`"
+        + (f", z truncated at {res['truncation']:g} first" if res["truncation"] else "")
+        + f"; {res['eval_per_class']} samples per class for FID/KID/P/R, CAS {res['cas_steps']} steps.",
+        "",
+        "| temperature | FID ↓ | KID ↓ | P | R | diversity (min) | label fid. | CAS % | CAS gap pts ↓ |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["temperatures"]:
+        seeds = f" ({len(r['cas'])} seeds)" if len(r["cas"]) > 1 else ""
+        lines.append(
+            f"| {r['temperature']:g} | {r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.2f} "
+            f"| {r['recall']:.2f} | {r['diversity_mean']:.2f} ({r['diversity_min']:.2f}) "
+            f"| {r['label_fidelity_mean']:.2f} | {100 * r['cas_mean']:.1f}{seeds} "
+            f"| {100 * r['cas_gap']:.1f} |"
+        )
+    best = min(res["temperatures"], key=lambda r: r["cas_gap"])
+    lines += ["", f"Lowest CAS gap at temperature {best['temperature']:g}.", ""]
+    return "\n".join(lines)
+
+
+def plot_temperatures(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    keys = [
+        ("fid", "FID"),
+        ("diversity_mean", "diversity"),
+        ("cas_gap", "CAS gap (pts)"),
+        ("recall", "recall"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    x = [r["temperature"] for r in res["temperatures"]]
+    for ax, (key, title) in zip(axes, keys, strict=True):
+        ax.plot(x, [100 * r[key] if key == "cas_gap" else r[key] for r in res["temperatures"]], marker="o")
+        ax.set_title(title)
+        ax.set_xlabel("sampling temperature")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from ganaug.classifier import get_feature_extractor
     from ganaug.snapshots import read_index
 
     torch.set_num_threads(1)
@@ -225,13 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not index or not index["snapshots"]:
         raise SystemExit(f"{args.work}: no snapshots to evaluate")
     cas_seeds = list(range(args.cas_seeds))
-    ctx = {
-        "test": test,
-        "fe": get_feature_extractor(train_full),
-        "real_eval": stratified(test, EVAL_PER_CLASS),
-        "cas_real": _cas_real(args, subset, test, cas_seeds),
-        "truncation": args.truncation,
-    }
+    ctx = _eval_context(args, train_full, test, subset, cas_seeds)
     snapshots = []
     entries = [e for e in index["snapshots"] if (args.work / "weights" / e["file"]).is_file()]
     if len(entries) < len(index["snapshots"]):
@@ -260,12 +418,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "snapshots": snapshots,
         "cas_steps": args.cas_steps,
         "wall_seconds": round(time.perf_counter() - t_all, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": _machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
@@ -365,6 +518,15 @@ def main(argv: list[str] | None = None) -> None:
         args.out.with_suffix(".md").write_text(markdown(results, title))
         plot(results, args.out.with_suffix(".png"))
         print(table(results, all_snapshots=False))
+        return
+    if args.cmd == "temperatures":
+        res = temperatures(args)
+        stem = args.out / f"quality_temperature_{args.setting}_{args.name}"
+        stem.with_suffix(".json").write_text(json.dumps(res, indent=1))
+        stem.with_suffix(".md").write_text(temperature_markdown(res))
+        plot_temperatures(res, stem.with_suffix(".png"))
+        print(temperature_markdown(res))
+        print(f"wrote {stem}.json/.md/.png")
         return
     result = run(args)
     stem = args.out / f"quality_budget_{args.setting}_{args.name}"

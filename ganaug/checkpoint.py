@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganaug import __version__
-from ganaug.errors import CheckpointError, GanaugError
+from ganaug.errors import CheckpointError, GanaugError, first_line
 from ganaug.fileio import atomic_path, sha256_file
 from ganaug.runtime import MAX_CLASSES, check_class_names
 
@@ -213,12 +213,7 @@ def _build(path: Path, config: dict[str, Any]) -> torch.nn.Module:
     try:
         return build_generator(**config)
     except (GanaugError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: ganaug.model cannot be built ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+        raise CheckpointError(f"{path}: ganaug.model cannot be built ({first_line(exc)})") from None
 
 
 def _check_model_size(path: Path, config: dict[str, Any]) -> None:
@@ -276,8 +271,9 @@ def load_module_state(module: torch.nn.Module, state: dict[str, torch.Tensor], w
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{where}: weights do not match the saved model config ({first})") from None
+        raise CheckpointError(
+            f"{where}: weights do not match the saved model config ({first_line(exc, None)})"
+        ) from None
 
 
 def load_generator(source: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -48,6 +48,7 @@ import numpy as np
 
 from ganaug.data.sources import MAX_BYTES_ENV, _human, max_dataset_bytes
 from ganaug.errors import DataError, UsageError
+from ganaug.limits import env_positive_int
 from ganaug.output_safety import MARKER, apply_umask, check_replaceable_dir, marker_content, resolve
 
 FORMATS = {"imagefolder": "imagefolder", "png": "imagefolder", "npz": "npz"}
@@ -67,16 +68,8 @@ DEFAULT_MAX_IMAGES = 10_000_000
 
 def max_output_images() -> int:
     """``$GANAUG_MAX_OUTPUT_IMAGES`` when set, else :data:`DEFAULT_MAX_IMAGES`."""
-    env = os.environ.get(MAX_IMAGES_ENV)
-    if not env:
-        return DEFAULT_MAX_IMAGES
-    try:
-        value = int(float(env))
-    except ValueError:
-        raise UsageError(f"{MAX_IMAGES_ENV}={env!r} is not a number of images") from None
-    if value <= 0:
-        raise UsageError(f"{MAX_IMAGES_ENV}={env!r} must be a positive number of images")
-    return value
+    value = env_positive_int(MAX_IMAGES_ENV, "images")
+    return DEFAULT_MAX_IMAGES if value is None else value
 
 
 def npz_size_problem(count: int, image_shape: Sequence[int]) -> str | None:

@@ -28,22 +28,21 @@ about a minute on two CPU cores: its numbers are a smoke test, not evidence.
 from __future__ import annotations
 
 import dataclasses
-import html
-import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ganaug.data import ImageDataset
-from ganaug.errors import DataError, UsageError
+from ganaug.data.example import DEMO_COUNTS, embedded_dataset, imbalanced_copy
+from ganaug.errors import UsageError
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_text
 from ganaug.output_safety import check_output, write_marker
+from ganaug.report import Block, fmt_delta, fmt_num, fmt_pm, render_html, render_markdown
 
 __all__ = [
     "DEFAULT",
@@ -58,11 +57,6 @@ __all__ = [
     "write_pipeline",
 ]
 
-EMBEDDED_FILE = "fashion_mnist_small.npz"
-SPLITS = ("train", "test")
-#: Real training images per class in the demo's imbalanced copy (class order of the data:
-#: T-shirt-top ... Ankle boot). One majority class as in the BAGAN-GP protocol, the others rare.
-DEMO_COUNTS: tuple[int, ...] = (250, 25, 40, 55, 70, 85, 100, 115, 130, 145)
 GRID_COLUMNS = 8
 
 
@@ -99,37 +93,6 @@ DEFAULT = DemoSettings(
 
 
 # -- data ------------------------------------------------------------------------------------------
-def embedded_dataset(split: str = "train") -> ImageDataset:
-    """The Fashion-MNIST subset that ships with ganaug: ``"train"`` (2,500 images) or ``"test"`` (1,000).
-
-    Images are uint8 ``[N, 28, 28, 1]``, 10 classes (``T-shirt-top`` ... ``Ankle boot``).
-    """
-    if split not in SPLITS:
-        raise UsageError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    ref = resources.files("ganaug") / "assets" / EMBEDDED_FILE
-    try:
-        with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as npz:
-            images = npz[f"{split}_images"]
-            labels = npz[f"{split}_labels"].astype(np.int64)
-            classes = [str(c) for c in npz["classes"]]
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(
-            f"embedded dataset ganaug/assets/{EMBEDDED_FILE} is missing or damaged "
-            f"({type(exc).__name__}); reinstall ganaug"
-        ) from None
-    return ImageDataset(images, labels, classes, source=f"embedded:fashion-mnist-small/{split}")
-
-
-def imbalanced_copy(ds: ImageDataset, counts: Sequence[int] = DEMO_COUNTS, seed: int = 0) -> ImageDataset:
-    """``counts[k]`` images of class ``k`` drawn from ``ds`` (the demo's artificially imbalanced data)."""
-    try:
-        sub = ds.sample_per_class(list(counts), seed=seed)
-    except ValueError as exc:
-        raise DataError(f"cannot draw the imbalanced copy: {exc}") from None
-    sub.source = f"{ds.source} imbalanced {'/'.join(map(str, counts))} (seed {seed})"
-    return sub
-
-
 def save_npz(path: Path, ds: ImageDataset) -> Path:
     """Write ``ds`` as an NPZ that ``ganaug`` commands read (``images``, ``labels``, ``classes``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,122 +188,21 @@ def run_demo(
     out = Path(out)
     check_output(out, overwrite=overwrite, kind="demo")  # --overwrite replaces only an earlier demo
 
-    from ganaug.augment import augment_dataset
-    from ganaug.eval.policy import MixPolicy
-    from ganaug.eval.uplift import uplift
-    from ganaug.export import export_generator
-    from ganaug.grid import save_grid
-    from ganaug.runtime import OnnxGenerator
-    from ganaug.training import train
-
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, "demo")
     t_start = time.perf_counter()
     clock = _Clock(say)
     files: dict[str, Path] = {}
 
-    with clock.stage("data", "data: the embedded Fashion-MNIST subset, made imbalanced"):
-        train_full = embedded_dataset("train")
-        test = embedded_dataset("test")
-        real = imbalanced_copy(train_full, DEMO_COUNTS, seed=seed)
-        files["data"] = save_npz(out / "data" / "train_imbalanced.npz", real)
-        files["test_data"] = save_npz(out / "data" / "test.npz", test)
-        say(f"      {len(real)} real training images: {_counts_line(real.class_counts())}")
-
-    gan_opts = {
-        **settings.gan,
-        "seed": seed,
-        "log_every": 25,
-        "sample_every": max(1, settings.gan["steps"] // 4),
-        "checkpoint_every": settings.gan["steps"],
-    }
-    with clock.stage(
-        "gan",
-        f"training a conditional {settings.gan['arch']} GAN for {settings.gan['steps']} steps on them",
-    ):
-        run = train(
-            None, out / "gan", dataset=real, overwrite=True, quiet=not progress, progress=progress, **gan_opts
-        )
+    real, test = _stage_data(clock, out, seed, files, say)
+    run = _stage_gan(clock, out, settings, seed, real, progress)
     files["run_dir"] = Path(run.run_dir)
     files["loss_curves"] = Path(run.run_dir) / "results.png"
-
-    with clock.stage("export", "exporting the EMA generator to ONNX (checked against torch)"):
-        exported = export_generator(run.run_dir, out / "generator.onnx", seed=seed, overwrite=True)
-        generator = OnnxGenerator(exported.path, providers=["CPUExecutionProvider"])
-        grid_images, _ = generator.generate_per_class(GRID_COLUMNS, seed=seed)
-        files["samples"] = save_grid(out / "samples.png", grid_images, generator.classes, GRID_COLUMNS)
-        div_images, div_labels = generator.generate_per_class(32, seed=seed + 1)
-        diversity = diversity_ratio(div_images, div_labels, real)
-    files["generator"] = Path(exported.path)
-
-    policy = MixPolicy(
-        name="real+GAN",
-        strategy="not majority",
-        filter=True,
-        min_confidence=settings.min_confidence,
-        near_duplicate=True,
-    )
+    exported, diversity = _stage_export(clock, out, seed, run, real, files)
     seeds = list(range(seed, seed + settings.seeds))
-    with clock.stage(
-        "uplift",
-        f"uplift: classifier on real (classical augmentation) vs real + GAN, {len(seeds)} seed(s), "
-        f"{settings.classifier_steps} steps each",
-    ):
-        report = uplift(
-            real,
-            test,
-            imbalance=list(DEMO_COUNTS),
-            seeds=seeds,
-            out_dir=out / "eval",
-            generator=exported.path,
-            policies=[policy],
-            classifier_steps=settings.classifier_steps,
-            classifier_batch_size=settings.classifier_batch_size,
-            hflip=True,
-            quality=settings.quality,
-            feature_steps=settings.feature_steps,
-            progress=progress,
-            echo=lambda m: say(f"      {m}"),
-            warn=complain,
-        )
+    report = _stage_uplift(clock, out, settings, seeds, real, test, exported.path, progress, say, complain)
     files["eval_report"] = out / "eval" / "report.md"
-
-    with clock.stage(
-        "augment",
-        "augmenting the imbalanced copy: 'not majority' + albumentations + confidence/near-duplicate filters",
-    ):
-        pipeline = write_pipeline(out / "synthetic_transforms.yaml")
-        shortfalls: list[str] = []
-        summary = augment_dataset(
-            real,
-            exported.path,
-            out / "augmented",
-            strategy="not majority",
-            synthetic_transforms=pipeline,
-            filters=["confidence", "near-duplicate"],
-            min_confidence=settings.min_confidence,
-            filter_classifier=out / "eval" / f"seed_{seeds[0]}" / "real_classifier.safetensors",
-            fill="best",  # a class the filter starves gets its most confident candidates instead
-            fmt="imagefolder",
-            seed=seed,
-            overwrite=True,
-            progress=progress,
-            warn=shortfalls.append,
-        )
-        planned = sum(summary["counts"]["planned"].values())
-        filled = sum(summary.get("filled", {}).values())
-        if filled or summary.get("shortfall"):
-            complain(
-                f"augment: the filters passed {sum(summary['counts']['synthetic'].values()) - filled} of "
-                f"{planned} planned synthetic images; {filled} more are the most confident rejected "
-                "candidates of their class (--fill best; see the report's per-class table). A better "
-                "generator (more --steps) needs fewer of them"
-            )
-        for message in shortfalls:
-            if "passed the filters" not in message and "--fill best" not in message:
-                complain(message)
-    files["pipeline"] = pipeline
-    files["augmented"] = out / "augmented"
+    summary = _stage_augment(clock, out, settings, seeds, real, exported.path, progress, complain, files)
 
     with clock.stage("report", "writing the report"):
         result = DemoResult(out=out, settings=settings, seed=seed, files=files, seconds=clock.seconds)
@@ -358,6 +220,163 @@ def run_demo(
     result.wall_seconds = round(time.perf_counter() - t_start, 1)
     atomic_write_json(files["summary"], _summary_json(result, report, summary, exported))
     return result
+
+
+# -- the stages ------------------------------------------------------------------------------------
+def _stage_data(
+    clock: _Clock, out: Path, seed: int, files: dict[str, Path], say: Callable[[str], None]
+) -> tuple[ImageDataset, ImageDataset]:
+    with clock.stage("data", "data: the embedded Fashion-MNIST subset, made imbalanced"):
+        train_full = embedded_dataset("train")
+        test = embedded_dataset("test")
+        real = imbalanced_copy(train_full, DEMO_COUNTS, seed=seed)
+        files["data"] = save_npz(out / "data" / "train_imbalanced.npz", real)
+        files["test_data"] = save_npz(out / "data" / "test.npz", test)
+        say(f"      {len(real)} real training images: {_counts_line(real.class_counts())}")
+    return real, test
+
+
+def _stage_gan(
+    clock: _Clock, out: Path, settings: DemoSettings, seed: int, real: ImageDataset, progress: bool
+) -> Any:
+    from ganaug.training import train
+
+    gan_opts = {
+        **settings.gan,
+        "seed": seed,
+        "log_every": 25,
+        "sample_every": max(1, settings.gan["steps"] // 4),
+        "checkpoint_every": settings.gan["steps"],
+    }
+    with clock.stage(
+        "gan",
+        f"training a conditional {settings.gan['arch']} GAN for {settings.gan['steps']} steps on them",
+    ):
+        return train(
+            None, out / "gan", dataset=real, overwrite=True, quiet=not progress, progress=progress, **gan_opts
+        )
+
+
+def _stage_export(
+    clock: _Clock, out: Path, seed: int, run: Any, real: ImageDataset, files: dict[str, Path]
+) -> tuple[Any, dict[str, float]]:
+    from ganaug.export import export_generator
+    from ganaug.grid import save_grid
+    from ganaug.runtime import OnnxGenerator
+
+    with clock.stage("export", "exporting the EMA generator to ONNX (checked against torch)"):
+        exported = export_generator(run.run_dir, out / "generator.onnx", seed=seed, overwrite=True)
+        generator = OnnxGenerator(exported.path, providers=["CPUExecutionProvider"])
+        grid_images, _ = generator.generate_per_class(GRID_COLUMNS, seed=seed)
+        files["samples"] = save_grid(out / "samples.png", grid_images, generator.classes, GRID_COLUMNS)
+        div_images, div_labels = generator.generate_per_class(32, seed=seed + 1)
+        diversity = diversity_ratio(div_images, div_labels, real)
+    files["generator"] = Path(exported.path)
+    return exported, diversity
+
+
+def _stage_uplift(
+    clock: _Clock,
+    out: Path,
+    settings: DemoSettings,
+    seeds: list[int],
+    real: ImageDataset,
+    test: ImageDataset,
+    generator: Path,
+    progress: bool,
+    say: Callable[[str], None],
+    complain: Callable[[str], None],
+) -> dict[str, Any]:
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.uplift import uplift
+
+    policy = MixPolicy(
+        name="real+GAN",
+        strategy="not majority",
+        filter=True,
+        min_confidence=settings.min_confidence,
+        near_duplicate=True,
+    )
+    with clock.stage(
+        "uplift",
+        f"uplift: classifier on real (classical augmentation) vs real + GAN, {len(seeds)} seed(s), "
+        f"{settings.classifier_steps} steps each",
+    ):
+        return uplift(
+            real,
+            test,
+            imbalance=list(DEMO_COUNTS),
+            seeds=seeds,
+            out_dir=out / "eval",
+            generator=generator,
+            policies=[policy],
+            classifier_steps=settings.classifier_steps,
+            classifier_batch_size=settings.classifier_batch_size,
+            hflip=True,
+            quality=settings.quality,
+            feature_steps=settings.feature_steps,
+            progress=progress,
+            echo=lambda m: say(f"      {m}"),
+            warn=complain,
+        )
+
+
+def _stage_augment(
+    clock: _Clock,
+    out: Path,
+    settings: DemoSettings,
+    seeds: list[int],
+    real: ImageDataset,
+    generator: Path,
+    progress: bool,
+    complain: Callable[[str], None],
+    files: dict[str, Path],
+) -> dict[str, Any]:
+    from ganaug.augment import augment_dataset
+
+    with clock.stage(
+        "augment",
+        "augmenting the imbalanced copy: 'not majority' + albumentations + confidence/near-duplicate filters",
+    ):
+        pipeline = write_pipeline(out / "synthetic_transforms.yaml")
+        shortfalls: list[str] = []
+        summary = augment_dataset(
+            real,
+            generator,
+            out / "augmented",
+            strategy="not majority",
+            synthetic_transforms=pipeline,
+            filters=["confidence", "near-duplicate"],
+            min_confidence=settings.min_confidence,
+            filter_classifier=out / "eval" / f"seed_{seeds[0]}" / "real_classifier.safetensors",
+            fill="best",  # a class the filter starves gets its most confident candidates instead
+            fmt="imagefolder",
+            seed=seeds[0],
+            overwrite=True,
+            progress=progress,
+            warn=shortfalls.append,
+        )
+        _report_shortfalls(summary, shortfalls, complain)
+    files["pipeline"] = pipeline
+    files["augmented"] = out / "augmented"
+    return summary
+
+
+def _report_shortfalls(
+    summary: dict[str, Any], shortfalls: list[str], complain: Callable[[str], None]
+) -> None:
+    planned = sum(summary["counts"]["planned"].values())
+    filled = sum(summary.get("filled", {}).values())
+    if filled or summary.get("shortfall"):
+        complain(
+            f"augment: the filters passed {sum(summary['counts']['synthetic'].values()) - filled} of "
+            f"{planned} planned synthetic images; {filled} more are the most confident rejected "
+            "candidates of their class (--fill best; see the report's per-class table). A better "
+            "generator (more --steps) needs fewer of them"
+        )
+    for message in shortfalls:
+        if "passed the filters" not in message and "--fill best" not in message:
+            complain(message)
 
 
 # -- numbers ---------------------------------------------------------------------------------------
@@ -408,15 +427,6 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _pm(entry: dict[str, Any]) -> str:
-    return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if entry.get("std") else f"{entry['mean']:.1f}"
-
-
-def _delta(d: dict[str, Any]) -> str:
-    ci = d.get("ci95")
-    return f"{d['mean']:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
-
-
 def verdict(headline: dict[str, Any], quick: bool) -> str:
     """One honest sentence about the balanced-accuracy difference."""
     d = headline["delta_balanced_accuracy"]
@@ -444,7 +454,6 @@ def verdict(headline: dict[str, Any], quick: bool) -> str:
 
 
 # -- the report ------------------------------------------------------------------------------------
-Block = tuple[Any, ...]
 
 
 def _rel(path: Path, out: Path) -> str:
@@ -463,16 +472,20 @@ def _report_blocks(
     real: ImageDataset,
     test: ImageDataset,
 ) -> list[Block]:
-    out, s, files = result.out, result.settings, result.files
+    """The demo report as blocks (rendered by :func:`ganaug.report.render_markdown` and ``render_html``)."""
+    return [
+        *_intro_blocks(result),
+        *_result_blocks(result, summary, report, real, test),
+        *_samples_blocks(result, exported),
+        *_training_blocks(result, run),
+        *_augmented_blocks(result, summary),
+        *_closing_blocks(result),
+    ]
+
+
+def _intro_blocks(result: DemoResult) -> list[Block]:
+    s = result.settings
     quick = s.name == "quick"
-    arm = result.headline["arm"]
-    gan = s.gan
-    m = run.metrics
-    counts = summary["counts"]
-    rejected = summary.get("rejected", {})
-    drawn = sum(summary.get("candidates", {}).values())
-    n_syn = sum(counts["synthetic"].values())
-    filled = summary.get("filled", {})
     doc: list[Block] = [
         ("h1", f"ganaug demo{' (--quick)' if quick else ''}"),
         (
@@ -491,7 +504,21 @@ def _report_blocks(
                 "end, not whether GAN augmentation helps. Do not quote these numbers.",
             )
         )
-    doc += [
+    return doc
+
+
+def _result_blocks(
+    result: DemoResult,
+    summary: dict[str, Any],
+    report: dict[str, Any],
+    real: ImageDataset,
+    test: ImageDataset,
+) -> list[Block]:
+    out, s, files = result.out, result.settings, result.files
+    quick = s.name == "quick"
+    arm = result.headline["arm"]
+    counts = summary["counts"]
+    return [
         ("h2", "Result"),
         *([] if quick else [("p", verdict(result.headline, quick))]),
         (
@@ -501,14 +528,14 @@ def _report_blocks(
                 [
                     "real only, classical augmentation",
                     len(real),
-                    _pm(report["summary"]["real"]["balanced_accuracy"]),
+                    fmt_pm(report["summary"]["real"]["balanced_accuracy"], 1, omit_zero_std=True),
                     "–",
                 ],
                 [
                     "real + GAN ('not majority', filtered), same augmentation",
                     f"{len(real)} + {_mean_synthetic(report, arm):.0f} synthetic",
-                    _pm(report["summary"][arm]["balanced_accuracy"]),
-                    _delta(report["paired"][arm]["balanced_accuracy"]),
+                    fmt_pm(report["summary"][arm]["balanced_accuracy"], 1, omit_zero_std=True),
+                    fmt_delta(report["paired"][arm]["balanced_accuracy"], 1, missing=""),
                 ],
             ],
         ),
@@ -532,13 +559,19 @@ def _report_blocks(
                     name,
                     counts["before"][name],
                     report["seeds"][0]["arms"][arm]["synthetic"]["counts"].get(name, 0),
-                    _num(report["summary"]["real"]["per_class_accuracy"][i]),
-                    _num(report["summary"][arm]["per_class_accuracy"][i]),
+                    fmt_num(report["summary"]["real"]["per_class_accuracy"][i], 1),
+                    fmt_num(report["summary"][arm]["per_class_accuracy"][i], 1),
                 ]
                 for i, name in enumerate(real.classes)
             ],
         ),
         *_per_class_plot(files["eval_report"].parent, out),
+    ]
+
+
+def _samples_blocks(result: DemoResult, exported: Any) -> list[Block]:
+    out, files = result.out, result.files
+    return [
         ("h2", "Samples from generator.onnx"),
         (
             "p",
@@ -549,6 +582,12 @@ def _report_blocks(
         ),
         ("img", _rel(files["samples"], out), "GAN samples, one row per class"),
         ("p", _diversity_text(result.diversity, out)),
+    ]
+
+
+def _training_blocks(result: DemoResult, run: Any) -> list[Block]:
+    out, files, gan, m = result.out, result.files, result.settings.gan, run.metrics
+    return [
         ("h2", "Training"),
         (
             "p",
@@ -559,6 +598,17 @@ def _report_blocks(
             f"Run directory: [`{_rel(files['run_dir'], out)}`]({_rel(files['run_dir'], out)}).",
         ),
         ("img", _rel(files["loss_curves"], out), "loss curves"),
+    ]
+
+
+def _augmented_blocks(result: DemoResult, summary: dict[str, Any]) -> list[Block]:
+    out, files = result.out, result.files
+    counts = summary["counts"]
+    rejected = summary.get("rejected", {})
+    drawn = sum(summary.get("candidates", {}).values())
+    n_syn = sum(counts["synthetic"].values())
+    filled = summary.get("filled", {})
+    return [
         ("h2", "Augmented dataset"),
         (
             "p",
@@ -591,6 +641,11 @@ def _report_blocks(
             ],
         ),
         ("p", _balance_text(counts, filled, summary.get("shortfall", {}))),
+    ]
+
+
+def _closing_blocks(result: DemoResult) -> list[Block]:
+    return [
         ("h2", "Wall time"),
         (
             "table",
@@ -611,7 +666,6 @@ def _report_blocks(
             ),
         ),
     ]
-    return doc
 
 
 def _per_class_plot(eval_dir: Path, out: Path) -> list[Block]:
@@ -683,88 +737,6 @@ def _diversity_text(diversity: dict[str, float], out: Path | None = None) -> str
 
 def _mean_synthetic(report: dict[str, Any], arm: str) -> float:
     return float(np.mean([r["arms"][arm]["synthetic"]["n_synthetic"] for r in report["seeds"]]))
-
-
-def _num(v: Any) -> str:
-    return "–" if v is None else f"{v:.1f}"
-
-
-_INLINE = re.compile(r"`([^`]+)`|\[([^\]]+)\]\(([^)]+)\)")
-
-
-def _inline_html(text: str) -> str:
-    parts, pos = [], 0
-    for match in _INLINE.finditer(text):
-        parts.append(html.escape(text[pos : match.start()]))
-        code, label, href = match.groups()
-        if code is not None:
-            parts.append(f"<code>{html.escape(code)}</code>")
-        else:
-            parts.append(f'<a href="{html.escape(href, quote=True)}">{_inline_html(label)}</a>')
-        pos = match.end()
-    parts.append(html.escape(text[pos:]))
-    return "".join(parts)
-
-
-def render_markdown(doc: Sequence[Block]) -> str:
-    """The report blocks as GitHub-flavoured Markdown."""
-    lines: list[str] = []
-    for kind, *args in doc:
-        if kind == "h1":
-            lines += [f"# {args[0]}", ""]
-        elif kind == "h2":
-            lines += [f"## {args[0]}", ""]
-        elif kind == "p":
-            lines += [args[0], ""]
-        elif kind == "note":
-            lines += [f"> **Note.** {args[0]}", ""]
-        elif kind == "img":
-            lines += [f"![{args[1]}]({args[0]})", ""]
-        elif kind == "pre":
-            lines += ["```bash", args[0], "```", ""]
-        elif kind == "table":
-            header, rows = args
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "|".join("---" for _ in header) + "|")
-            lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-            lines.append("")
-    return "\n".join(lines)
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
-    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem}"
-    "th{background:#f3f3f3}td:not(:first-child){text-align:right}img{max-width:100%}"
-    ".note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5rem 1rem}"
-    "pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}"
-)
-
-
-def render_html(doc: Sequence[Block], title: str) -> str:
-    """The report blocks as one self-contained HTML page (images linked, not embedded)."""
-    body: list[str] = []
-    for kind, *args in doc:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(args[0])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline_html(args[0])}</p>")
-        elif kind == "note":
-            body.append(f'<p class="note"><strong>Note.</strong> {_inline_html(args[0])}</p>')
-        elif kind == "img":
-            body.append(f'<p><img src="{html.escape(args[0], quote=True)}" alt="{html.escape(args[1])}"></p>')
-        elif kind == "pre":
-            body.append(f"<pre>{html.escape(args[0])}</pre>")
-        elif kind == "table":
-            header, rows = args
-            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-            cells = "".join(
-                "<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>" for row in rows
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
 
 
 def _summary_json(

@@ -30,3 +30,14 @@ class ExportError(GanaugError):
 
 class PluginError(GanaugError):
     """A plugin raised or returned something unusable; the message names plugin and hook."""
+
+
+def first_line(exc: BaseException, limit: int | None = 200, *, with_type: bool = False) -> str:
+    """The first line of ``exc``'s message (its type's name when the message is empty), cut to
+    ``limit`` characters (``None``: not cut); ``with_type`` prefixes ``"TypeName: "``. For one-line
+    error messages that quote a library's error."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    text = lines[0] if limit is None else lines[0][:limit]
+    return f"{type(exc).__name__}: {text}" if with_type else text

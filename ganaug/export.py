@@ -39,13 +39,13 @@ import torch
 from torch import nn
 
 from ganaug import __version__
-from ganaug.errors import CheckpointError, ExportError, UsageError
+from ganaug.errors import CheckpointError, ExportError, UsageError, first_line
+from ganaug.export_spec import MIN_OPSET, ExportSpec
 from ganaug.fileio import atomic_path
+from ganaug.imageops import quantize_torch
 from ganaug.output_safety import check_export_out
-from ganaug.runtime import LAYOUTS
-from ganaug.sampling import quantize_torch
+from ganaug.runtime import LAYOUTS, check_temperature_option
 
-MIN_OPSET = 18
 PARITY_OUTPUT = "ganaug_parity_float"
 
 
@@ -175,11 +175,6 @@ def _config_of(module: nn.Module, n_classes: int) -> tuple[int, int, int]:
     return int(config["z_dim"]), int(config["image_size"]), int(config["channels"])
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
 def _torch_export(wrapper: nn.Module, z_dim: int, opset: int, verbose: bool) -> Any:
     """``torch.onnx.export`` with the dynamo exporter and a dynamic batch dimension."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
@@ -200,112 +195,136 @@ def _torch_export(wrapper: nn.Module, z_dim: int, opset: int, verbose: bool) -> 
     return program.model_proto
 
 
-def export_generator(
-    source: str | os.PathLike[str] | nn.Module,
-    out_path: str | os.PathLike[str],
-    *,
-    layout: str = "uint8-nhwc",
-    opset: int = MIN_OPSET,
-    classes: Sequence[str] | None = None,
-    run_id: str | None = None,
-    weights_sha256: str | None = None,
-    parity_batches: Sequence[int] = (1, 64),
-    atol: float = 1e-4,
-    seed: int | None = None,
-    verbose: bool = False,
-    overwrite: bool = False,
-) -> ExportReport:
-    """Export a generator (run dir, ``.safetensors`` file, or module) to ``out_path``; see module doc.
+@dataclass
+class _Prepared:
+    """The generator ready for export, with what the metadata says about it."""
 
-    For a module, ``classes`` is required unless it came from :func:`~ganaug.checkpoint.load_generator`.
-    Raises ExportError (and writes nothing) when a check fails. ``out_path`` may not be the weights
-    file or lie in a run's ``weights/``; an existing file is replaced only with ``overwrite`` and only
-    when it is an ONNX file ganaug exported (see :mod:`ganaug.output_safety`).
-    """
-    import onnx
+    wrapper: _ExportWrapper
+    config: dict[str, Any]
+    classes: list[str]
+    run_id: str
+    sha: str
+    z_dim: int
+    image_size: int
+    channels: int
+    arch: str
 
-    from ganaug.runtime import OnnxGenerator, _import_ort
 
-    t0 = time.perf_counter()
-    if layout not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
-    if int(opset) < MIN_OPSET:
-        raise UsageError(f"opset must be >= {MIN_OPSET}, got {opset}")
-    out_path = Path(out_path)
-    check_export_out(None if isinstance(source, nn.Module) else source, out_path, overwrite=overwrite)
-    if not parity_batches or any(int(b) < 1 for b in parity_batches):
-        raise UsageError(f"parity_batches must be positive batch sizes, got {list(parity_batches)}")
-    module, class_names, rid, sha = _resolve(source, classes, run_id, weights_sha256)
+def _check_spec(spec: ExportSpec) -> None:
+    if spec.layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {spec.layout!r}; use one of {', '.join(LAYOUTS)}")
+    temperature = check_temperature_option(spec.temperature)
+    if temperature is None:
+        raise UsageError("temperature must be a number in (0, 4], got None")
+    spec.temperature = temperature
+    if int(spec.opset) < MIN_OPSET:
+        raise UsageError(f"opset must be >= {MIN_OPSET}, got {spec.opset}")
+    if not spec.parity_batches or any(int(b) < 1 for b in spec.parity_batches):
+        raise UsageError(f"parity_batches must be positive batch sizes, got {list(spec.parity_batches)}")
+
+
+def _prepare(source: str | os.PathLike[str] | nn.Module, spec: ExportSpec) -> _Prepared:
+    """Load (or copy) the generator, bake its parametrizations, wrap it for the ONNX contract."""
+    module, class_names, rid, sha = _resolve(source, spec.classes, spec.run_id, spec.weights_sha256)
     z_dim, image_size, channels = _config_of(module, len(class_names))
     module.eval()
     bake_parametrizations(module)
     for p in module.parameters():
         p.requires_grad_(False)
-    wrapper = _ExportWrapper(module, layout).eval()
+    wrapper = _ExportWrapper(module, spec.layout).eval()
     arch = module.config.get("arch", type(module).__name__)
+    return _Prepared(wrapper, module.config, class_names, rid, sha, z_dim, image_size, channels, arch)
+
+
+def _export_checked(prep: _Prepared, spec: ExportSpec) -> Any:
+    """The ONNX proto from torch.onnx, passed through onnx.checker (ExportError otherwise)."""
+    import onnx
 
     try:
-        proto = _torch_export(wrapper, z_dim, int(opset), verbose)
+        proto = _torch_export(prep.wrapper, prep.z_dim, int(spec.opset), spec.verbose)
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed for generator {arch!r}: {_first_line(exc)}") from None
+        raise ExportError(
+            f"torch.onnx.export failed for generator {prep.arch!r}: {first_line(exc, 300)}"
+        ) from None
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ExportError(f"exported graph failed onnx.checker: {_first_line(exc)}") from None
+        raise ExportError(f"exported graph failed onnx.checker: {first_line(exc, 300)}") from None
+    return proto
 
-    # Parity on fresh random inputs: onnxruntime vs torch, float output before any rounding.
-    ort = _import_ort()
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(seed)
+
+def _parity(proto: Any, prep: _Prepared, spec: ExportSpec) -> tuple[float, list[tuple[Any, ...]]]:
+    """onnxruntime vs torch on fresh random inputs, float output before any rounding: the largest
+    difference and, per batch, ``(z, labels, torch's uint8 images)`` for the final check."""
+    from ganaug.runtime import import_onnxruntime
+
+    session = import_onnxruntime().InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    rng = np.random.default_rng(spec.seed)
     cases = []
     max_err = 0.0
-    for b in parity_batches:
-        z = rng.standard_normal((int(b), z_dim), dtype=np.float32)
-        lab = rng.integers(0, len(class_names), size=int(b), dtype=np.int64)
+    for b in spec.parity_batches:
+        z = rng.standard_normal((int(b), prep.z_dim), dtype=np.float32)
+        lab = rng.integers(0, len(prep.classes), size=int(b), dtype=np.int64)
         with torch.inference_mode():
-            ref_outputs = wrapper(torch.from_numpy(z), torch.from_numpy(lab))
-        ref_float = ref_outputs[-1].numpy()
-        got = session.run(None, {"z": z, "label": lab})
-        got_float = got[-1]
+            ref_float = prep.wrapper(torch.from_numpy(z), torch.from_numpy(lab))[-1].numpy()
+        got_float = session.run(None, {"z": z, "label": lab})[-1]
         if got_float.shape != ref_float.shape:
             raise ExportError(
                 f"onnxruntime output shape {got_float.shape} != torch {ref_float.shape} at batch {b}"
             )
         err = float(np.max(np.abs(got_float.astype(np.float64) - ref_float)))
-        if not np.isfinite(err) or err > atol:
+        if not np.isfinite(err) or err > spec.atol:
             raise ExportError(
-                f"onnxruntime differs from torch by {err:.3g} (> {atol:g}) at batch {b}; nothing written"
+                f"onnxruntime differs from torch by {err:.3g} (> {spec.atol:g}) at batch {b}; nothing written"
             )
         max_err = max(max_err, err)
         cases.append((z, lab, quantize_torch(torch.from_numpy(ref_float)).numpy()))
+    return max_err, cases
 
-    if layout == "uint8-nhwc":  # drop the parity output; `image` stays, computed from the same tensor
+
+def _finish_proto(proto: Any, prep: _Prepared, spec: ExportSpec) -> dict[str, str]:
+    """Drop the parity output, add the ``ganaug.*`` metadata, check again; returns the metadata."""
+    import onnx
+
+    if spec.layout == "uint8-nhwc":  # drop the parity output; `image` stays, computed from the same tensor
         kept = [o for o in proto.graph.output if o.name != PARITY_OUTPUT]
         del proto.graph.output[:]
         proto.graph.output.extend(kept)
-    size = image_size
+    size = prep.image_size
     meta = {
         "version": __version__,
-        "classes": class_names,
-        "z_dim": z_dim,
+        "classes": prep.classes,
+        "z_dim": prep.z_dim,
         "image_size": size,
-        "channels": channels,
-        "layout": layout,
-        "weights_sha256": sha,
-        "run_id": rid,
-        "arch": arch,
-        "config": module.config,
+        "channels": prep.channels,
+        "layout": spec.layout,
+        "weights_sha256": prep.sha,
+        "run_id": prep.run_id,
+        "temperature": spec.temperature,
+        "arch": prep.arch,
+        "config": prep.config,
     }
     props = {f"ganaug.{k}": json.dumps(v) for k, v in meta.items()}
     onnx.helper.set_model_props(proto, props)
     proto.doc_string = (
-        f"ganaug {arch} conditional generator ({len(class_names)} classes, {size}x{size}x{channels})"
+        f"ganaug {prep.arch} conditional generator ({len(prep.classes)} classes, "
+        f"{size}x{size}x{prep.channels})"
     )
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ExportError(f"final graph failed onnx.checker: {_first_line(exc)}") from None
-    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), int(opset))
+        raise ExportError(f"final graph failed onnx.checker: {first_line(exc, 300)}") from None
+    return props
+
+
+def _write_checked(proto: Any, out_path: Path, cases: list[tuple[Any, ...]]) -> tuple[int, int]:
+    """Save ``proto`` atomically once the runtime loads it and its uint8 images match torch's
+    within one level: ``(max pixel difference, file size)``."""
+    import onnx
+
+    from ganaug.runtime import OnnxGenerator
 
     max_pixel = 0
     with atomic_path(out_path) as tmp:
@@ -321,23 +340,58 @@ def export_generator(
                 raise ExportError(f"final uint8 images differ from torch by {diff} levels; nothing written")
             max_pixel = max(max_pixel, diff)
         size_bytes = tmp.stat().st_size
+    return max_pixel, size_bytes
+
+
+def export_generator(
+    source: str | os.PathLike[str] | nn.Module,
+    out_path: str | os.PathLike[str],
+    spec: ExportSpec | None = None,
+    *,
+    overwrite: bool = False,
+    **options: Any,
+) -> ExportReport:
+    """Export a generator (run dir, ``.safetensors`` file, or module) to ``out_path``; see module doc.
+
+    ``options`` are fields of :class:`~ganaug.export_spec.ExportSpec`, set over ``spec``:
+    ``layout``, ``opset``, ``temperature``, ``classes``, ``run_id``, ``weights_sha256``,
+    ``parity_batches``, ``atol``, ``seed``, ``verbose`` (``export_generator(run, "g.onnx",
+    layout="float-nchw")``). For a module, ``classes`` is required unless it came from
+    :func:`~ganaug.checkpoint.load_generator`. Raises ExportError (and writes nothing) when a check
+    fails. ``out_path`` may not be the weights file or lie in a run's ``weights/``; an existing file
+    is replaced only with ``overwrite`` and only when it is an ONNX file ganaug exported (see
+    :mod:`ganaug.output_safety`). ``temperature`` (in ``(0, 4]``) is stored as
+    ``ganaug.temperature``: the latent standard deviation
+    :meth:`ganaug.runtime.OnnxGenerator.generate` samples at by default.
+    """
+    t0 = time.perf_counter()
+    spec = (spec or ExportSpec()).with_options(**options)
+    _check_spec(spec)
+    out_path = Path(out_path)
+    check_export_out(None if isinstance(source, nn.Module) else source, out_path, overwrite=overwrite)
+    prep = _prepare(source, spec)
+    proto = _export_checked(prep, spec)
+    max_err, cases = _parity(proto, prep, spec)
+    props = _finish_proto(proto, prep, spec)
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), int(spec.opset))
+    max_pixel, size_bytes = _write_checked(proto, out_path, cases)
     return ExportReport(
         path=out_path,
         size_bytes=size_bytes,
         opset=int(opset_used),
-        layout=layout,
+        layout=spec.layout,
         max_abs_error=max_err,
         max_pixel_diff=max_pixel,
-        parity_batches=tuple(int(b) for b in parity_batches),
-        classes=class_names,
-        z_dim=z_dim,
-        image_size=size,
-        channels=channels,
-        weights_sha256=sha,
-        run_id=rid,
+        parity_batches=tuple(int(b) for b in spec.parity_batches),
+        classes=prep.classes,
+        z_dim=prep.z_dim,
+        image_size=prep.image_size,
+        channels=prep.channels,
+        weights_sha256=prep.sha,
+        run_id=prep.run_id,
         seconds=time.perf_counter() - t0,
         metadata=props,
     )
 
 
-__all__ = ["MIN_OPSET", "ExportReport", "bake_parametrizations", "export_generator"]
+__all__ = ["MIN_OPSET", "ExportReport", "ExportSpec", "bake_parametrizations", "export_generator"]

@@ -44,11 +44,28 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     _fsync_dir(target.parent)
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc where possible, so it is never changed, even briefly)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike[str], *, directory: bool) -> None:
+    """Give ``path`` the mode ``mkdir()`` (``directory``) or ``open()`` would have: 0777/0666 & ~umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def _set_mode(tmp: Path, target: Path) -> None:
     """mkstemp makes 0600 files: give ``tmp`` the mode ``open(target, "w")`` would leave -- the
     existing target's mode, else 0666 minus the umask."""
-    from ganaug.output_safety import current_umask
-
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode) if target.is_file() else None
     except OSError:

@@ -16,19 +16,22 @@ passes through unchanged), and so does a return value of the wrong type.
 
 The order of one ``ganaug augment`` run::
 
+    ganaug_add_options()                           when the command is built and before each run:
+                                                   the options each plugin declares
     ganaug_configure(context)                      once, after data and generator are loaded
     ganaug_plan(class_counts, options)             once: synthetic images per class
     ganaug_open_writer(out_dir, fmt, classes, overwrite)
+    for each real image:
+        ganaug_transform(image, label, "real", rng, context)        chained
     for each batch of synthetic candidates:
         ganaug_accept(images, labels, context)     all filters; a candidate needs every vote
         ganaug_transform(image, label, "synthetic", rng, context)   chained, per accepted image
-    for each real image:
-        ganaug_transform(image, label, "real", rng, context)        chained
     ganaug_finish(context, summary)                before summary.json is written
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pluggy
+
+from ganaug.errors import UsageError
 
 PROJECT_NAME = "ganaug"
 
@@ -57,7 +62,7 @@ class AugmentContext:
     #: Real images, uint8 NHWC at the generator's size and channels, with ``.labels`` (int64),
     #: ``.classes`` and ``.paths`` (a :class:`ganaug.data.ImageDataset`).
     real: Any
-    #: The generator: ``.classes``, ``.z_dim``, ``.image_shape`` (H, W, C), ``.sha256``.
+    #: The generator: ``.classes``, ``.z_dim``, ``.image_shape`` (H, W, C), ``.generator_sha256``.
     generator: Any
     #: Resolved options (see :func:`ganaug_plan`); read-only by convention.
     options: Mapping[str, Any]
@@ -89,6 +94,78 @@ class AugmentContext:
     @property
     def unclaimed_filters(self) -> list[str]:
         return [f for f in self.requested_filters if f not in self._claimed]
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class PluginOption:
+    """One option a plugin reads from ``context.options`` (declared with :func:`ganaug_add_options`).
+
+    ``ganaug augment`` turns it into the flag ``--<name with dashes>``, a ``--config`` key and a
+    ``-O name=VALUE`` key; all three go through :meth:`convert`, so a value has its declared
+    ``type`` however it was given. ``type``: ``str``, ``int``, ``float``, ``bool``
+    or a function ``value -> value`` raising :class:`~ganaug.errors.UsageError`. ``low``/``high``
+    bound a number (inclusive); ``choices`` limit a ``str``; ``path=True`` names a file the run
+    reads (ganaug never writes over it). ``None`` is always accepted and means "not set".
+    """
+
+    name: str
+    default: Any = None
+    type: Any = str
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    path: bool = False
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, value: Any) -> Any:
+        """``value`` (a command-line string, or a config file's value) as the declared type."""
+        if value is None:
+            return None
+        kind, where = self.type, self.flag_name
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE or text in _FALSE:
+                return text in _TRUE
+            raise UsageError(f"{where} must be true or false, got {value!r}")
+        if kind in (int, float):
+            from ganaug.limits import Limit
+
+            low = -math.inf if self.low is None else self.low
+            high = math.inf if self.high is None else self.high
+            return Limit(kind, low, high).check(where, value)
+        if kind is str:
+            if isinstance(value, (dict, list)):
+                raise UsageError(f"{where} takes a single value, got {type(value).__name__}")
+            text = str(value)
+            if self.choices is not None and text not in self.choices:
+                raise UsageError(f"{where} must be one of {', '.join(self.choices)}, got {value!r}")
+            return text
+        return kind(value)
+
+
+@hookspec
+def ganaug_add_options() -> Sequence[PluginOption] | None:
+    """Declare the options your plugin reads from ``context.options`` (the ``pytest_addoption`` idea).
+
+    :return: a list of :class:`PluginOption` (or ``None``).
+
+    ganaug itself knows no plugin's options: ``ganaug augment`` makes a flag, a ``--config`` key and
+    a typed ``-O`` key of each declared option, puts its value (or default) into ``options`` and
+    ``context.options`` under ``name``, and lists it in ``ganaug plugins list``. Called when the
+    ``augment`` command is built (plugins from entry points and ``GANAUG_PLUGINS`` get flags) and
+    at the start of every run (``--plugin`` plugins: ``-O name=VALUE``, typed). A name may be
+    declared once, and not reuse one of ganaug's own options. Not firstresult.
+    """
 
 
 @hookspec
@@ -125,11 +202,11 @@ def ganaug_plan(class_counts: dict[str, int], options: Mapping[str, Any]) -> dic
     :param class_counts: real images per class name (every class, zeros included).
     :param options: the run's options. Keys ganaug always sets: ``strategy`` (the ``--strategy``
         value: a float, a string such as ``"not majority"``, a mapping or a file path),
-        ``max_synthetic_ratio`` (float or ``None``), ``transforms``, ``synthetic_transforms``
-        (paths or ``None``), ``filters`` (list of names), ``min_confidence`` (float),
-        ``filter_classifier`` (path or ``None``), ``near_duplicate_threshold`` (float),
-        ``max_attempts`` (float), ``format``, ``real`` (``"copy"``, ``"link"`` or ``"none"``),
-        ``seed`` (int), plus every ``-o/--plugin-option KEY=VALUE`` given by the user.
+        ``max_synthetic_ratio`` (float or ``None``), ``filters`` (list of names), ``max_attempts``
+        (float), ``format``, ``real`` (``"copy"``, ``"link"`` or ``"none"``), ``seed`` (int),
+        ``truncation``, ``temperature``, ``soft_labels``, ``fill``; plus every option a plugin
+        declared with :func:`ganaug_add_options` (its value, typed, or its default) and every
+        other ``-O/--plugin-option KEY=VALUE`` given by the user (YAML-parsed).
     :return: a dict ``{class name: number of synthetic images}`` (classes left out get none), or
         ``None`` when this implementation does not understand ``options["strategy"]``.
 
@@ -218,8 +295,27 @@ def ganaug_finish(context: AugmentContext, summary: dict[str, Any]) -> None:
     """
 
 
+def ratio_plan(
+    class_counts: Mapping[str, int], ratio: float, name: str = "ratio", shown: Any = None
+) -> dict[str, int]:
+    """The plan for a float ``--strategy``: ``round(ratio * n_c)`` synthetic images per class
+    (halves up). A negative or non-finite ``ratio`` is a UsageError naming ``name`` and ``shown``
+    (the value as the user gave it; default ``ratio``)."""
+    if not math.isfinite(ratio) or ratio < 0:
+        raise UsageError(f"{name} must be a finite number >= 0, got {ratio if shown is None else shown!r}")
+    return {c: math.floor(float(ratio) * n + 0.5) for c, n in class_counts.items()}
+
+
 #: Hooks that ganaug calls implementation by implementation (chained or voting); pluggy wrappers
 #: cannot take part in those and are rejected when a plugin is registered.
 NO_WRAPPER_HOOKS = ("ganaug_accept", "ganaug_transform")
 
-__all__ = ["NO_WRAPPER_HOOKS", "PROJECT_NAME", "AugmentContext", "hookimpl", "hookspec"]
+__all__ = [
+    "NO_WRAPPER_HOOKS",
+    "PROJECT_NAME",
+    "AugmentContext",
+    "PluginOption",
+    "hookimpl",
+    "hookspec",
+    "ratio_plan",
+]

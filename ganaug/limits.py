@@ -12,6 +12,7 @@ for the CLI and ``train(resume=True)``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from ganaug.errors import UsageError
+from ganaug.errors import GanaugError, UsageError
+from ganaug.noise import MAX_TEMPERATURE
 
 BIG = 10**9  # generous finite cap for counts (steps, images per class, intervals)
 MAX_SEED = 2**63 - 1
@@ -101,6 +103,7 @@ DECAY = Limit(float, 0.0, 1.0, high_open=True)  # EMA decay, Adam betas
 SEED = count(0, MAX_SEED)
 BATCH = count(1, 1 << 16)
 TRUNCATION = positive(1e6)
+TEMPERATURE = positive(MAX_TEMPERATURE)  # sampling temperature (latent standard deviation)
 
 # The numeric fields of TrainConfig (``ganaug train`` options). Models have their own finer limits
 # (supported image sizes, width >= 4); these only keep values finite and allocations bounded.
@@ -135,6 +138,21 @@ def check_betas(value: Any, name: str = "--betas") -> tuple[float, float]:
     return DECAY.check(name, parts[0]), DECAY.check(name, parts[1])  # type: ignore[return-value]
 
 
+def env_positive_int(name: str, unit: str, error: type[GanaugError] = UsageError) -> int | None:
+    """Environment variable ``name`` as a positive whole number of ``unit`` (``1e9`` is accepted),
+    ``None`` when it is unset or empty; raises ``error`` (one line naming the variable) otherwise."""
+    env = os.environ.get(name)
+    if not env:
+        return None
+    try:
+        value = int(float(env))
+    except (ValueError, OverflowError):
+        raise error(f"{name}={env!r} is not a number of {unit}") from None
+    if value <= 0:
+        raise error(f"{name}={env!r} must be a positive number of {unit}")
+    return value
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A YAML file that must hold a mapping (safe loader: no Python tags); UsageError otherwise."""
     path = Path(path)
@@ -163,10 +181,12 @@ __all__ = [
     "BATCH",
     "DECAY",
     "SEED",
+    "TEMPERATURE",
     "TRAIN_LIMITS",
     "TRUNCATION",
     "UNIT",
     "Limit",
     "check_betas",
+    "env_positive_int",
     "read_yaml_mapping",
 ]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ganaug.errors import UsageError
+from ganaug.fileio import apply_umask, current_umask  # re-exported: their old home
 
 MARKER = ".ganaug-output.json"
 KINDS = ("dataset", "run", "demo")
@@ -277,26 +278,6 @@ def check_export_out(
         if run is not None:
             inputs.append((run / "weights", "the run's weights folder"))
     return check_output_file(out, inputs, overwrite=overwrite)
-
-
-# -- permissions -----------------------------------------------------------------------------------
-def current_umask() -> int:
-    """The process umask (read from /proc where possible, so it is never changed, even briefly)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def apply_umask(path: str | os.PathLike[str], *, directory: bool) -> None:
-    """Give ``path`` the mode ``mkdir()`` (``directory``) or ``open()`` would have: 0777/0666 & ~umask."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 __all__ = [

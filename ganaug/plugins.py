@@ -4,12 +4,13 @@
 >>> [p["name"] for p in plugin_infos(pm)]                   # doctest: +SKIP
 ['plugins.strategies', 'plugins.albumentations_transforms', ..., 'my_package.my_plugin']
 
-Discovery order: the built-ins in ``plugins/``, then entry points in group ``ganaug`` (skipped when
-``GANAUG_DISABLE_PLUGIN_AUTOLOAD=1``), then modules listed in ``GANAUG_PLUGINS`` (comma-separated),
-then the ``plugins`` argument (``--plugin``). ``module.path`` or ``module.path:attribute`` names a
-plugin object. Every implementation is wrapped when it is registered, so an exception inside a
-plugin (or a return value of the wrong type) surfaces as :class:`PluginError` naming the plugin and
-the hook, however the hook is called. The hook specifications are in :mod:`ganaug.hookspecs`.
+Discovery order: the built-ins in ``plugins/`` (package ``ganaug_plugins``), then entry points in
+group ``ganaug`` (skipped when ``GANAUG_DISABLE_PLUGIN_AUTOLOAD=1``), then modules listed in
+``GANAUG_PLUGINS`` (comma-separated), then the ``plugins`` argument (``--plugin``). ``module.path``
+or ``module.path:attribute`` names a plugin object. Every implementation is wrapped when it is
+registered, so an exception inside a plugin (or a return value of the wrong type) surfaces as
+:class:`PluginError` naming the plugin and the hook, however the hook is called. The hook
+specifications are in :mod:`ganaug.hookspecs`.
 """
 
 from __future__ import annotations
@@ -30,20 +31,24 @@ import numpy as np
 import pluggy
 
 from ganaug import hookspecs
-from ganaug.errors import GanaugError, PluginError, UsageError
+from ganaug.errors import GanaugError, PluginError, UsageError, first_line
 from ganaug.hookspecs import NO_WRAPPER_HOOKS, PROJECT_NAME, hookimpl
 
 ENTRY_POINT_GROUP = "ganaug"
 AUTOLOAD_ENV = "GANAUG_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "GANAUG_PLUGINS"
 DISABLE_ENV = "GANAUG_DISABLE_PLUGINS"
-#: Built-in plugins, registered (as modules) before anything else.
+#: Built-in plugins, registered (as modules) before anything else, by these names (the names in
+#: manifests, summary.json, ``ganaug plugins list`` and ``GANAUG_DISABLE_PLUGINS``).
 BUILTIN_PLUGINS = (
     "plugins.writers",
     "plugins.strategies",
     "plugins.filters",
     "plugins.albumentations_transforms",
 )
+#: The import package of the built-ins (folder ``plugins/``): ``plugins.filters`` is the module
+#: ``ganaug_plugins.filters``.
+BUILTIN_PACKAGE = "ganaug_plugins"
 _HOOK_PREFIX = "ganaug_"
 
 
@@ -159,7 +164,20 @@ _ARG_CHECKS: dict[
     "ganaug_finish": (_snapshot_finish, _after_finish),
 }
 
+
+def _check_options(result: Any, args: Mapping[str, Any]) -> str | None:
+    if isinstance(result, (str, bytes)) or not isinstance(result, Sequence):
+        return f"{_describe(result)}, expected a list of PluginOption"
+    for item in result:
+        if not isinstance(item, hookspecs.PluginOption):
+            return f"{_describe(item)} in its list, expected PluginOption"
+        if not item.name.isidentifier():
+            return f"option name {item.name!r}, expected an identifier such as my_option"
+    return None
+
+
 _VALIDATORS: dict[str, Callable[[Any, Mapping[str, Any]], str | None]] = {
+    "ganaug_add_options": _check_options,
     "ganaug_plan": _check_plan,
     "ganaug_accept": _check_accept,
     "ganaug_transform": _check_transform,
@@ -168,8 +186,7 @@ _VALIDATORS: dict[str, Callable[[Any, Mapping[str, Any]], str | None]] = {
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    return first_line(exc, 300, with_type=True)
 
 
 def _plugin_error(plugin_name: str, hook_name: str, exc: BaseException) -> PluginError:
@@ -363,10 +380,9 @@ def _version_of(plugin: Any) -> str | None:
         top = plugin.__name__.split(".")[0]
         dists = importlib.metadata.packages_distributions().get(top, [])
         if dists:
-            try:
-                version = importlib.metadata.version(dists[0])
-            except importlib.metadata.PackageNotFoundError:
-                version = None
+            from ganaug.versions import dist_version
+
+            version = dist_version(dists[0])
     return None if version is None else str(version)
 
 
@@ -487,7 +503,8 @@ def get_plugin_manager(
     if builtins:
         for module_name in BUILTIN_PLUGINS:
             if not pm.is_blocked(module_name):
-                pm.register(importlib.import_module(module_name), name=module_name)
+                module = importlib.import_module(BUILTIN_PACKAGE + module_name.removeprefix("plugins"))
+                pm.register(module, name=module_name)
                 pm.origins[module_name] = "builtin"
                 pm.versions[module_name] = __version__
     if autoload is None:
@@ -549,8 +566,10 @@ def add_plugin_commands(cli: Any, pm: GanaugPluginManager | None = None) -> None
 
 
 def parse_plugin_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["key=value", ...]`` (``-o``) to a dict; values are parsed as YAML scalars (1, 0.5, true)."""
-    import yaml
+    """``["key=value", ...]`` (``-O``) to a dict; values are parsed as YAML scalars (1, 0.5, true,
+    ``4e-4`` as a number: :func:`ganaug.augment.options.yaml_scalar`). ``ganaug augment`` gives an
+    option a plugin declared its declared type instead."""
+    from ganaug.augment.options import yaml_scalar
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -558,11 +577,7 @@ def parse_plugin_options(pairs: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"plugin option {pair!r} is not KEY=VALUE")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out[key] = value
+        out[key] = yaml_scalar(raw)
     return out
 
 

@@ -6,8 +6,10 @@ state) and written atomically like every other file.
 
 from __future__ import annotations
 
+import html
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,22 +23,112 @@ PLOT_FID = "fid_per_class.png"
 PLOT_GRID = "samples_nearest_real.png"
 
 
-# -- formatting ------------------------------------------------------------------------------------
-def _pm(entry: dict[str, Any], digits: int = 2) -> str:
+# -- formatting (the demo's report uses these too) -----------------------------------------------
+def fmt_pm(entry: dict[str, Any], digits: int = 2, omit_zero_std: bool = False) -> str:
+    """``mean ± std`` of a summary entry; ``omit_zero_std``: just the mean when the std is 0 or absent."""
+    if omit_zero_std and not entry.get("std"):
+        return f"{entry['mean']:.{digits}f}"
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
 
 
-def _ci(diff: dict[str, Any]) -> str:
+def fmt_ci(diff: dict[str, Any], digits: int = 2, missing: str = "n/a (1 seed)") -> str:
+    """``[lo, hi]`` of a paired difference's 95% CI (signed), ``missing`` without one."""
     if diff.get("ci95") is None:
-        return "n/a (1 seed)"
+        return missing
     lo, hi = diff["ci95"]
-    return f"[{lo:+.2f}, {hi:+.2f}]"
+    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def _num(v: Any, digits: int = 3) -> str:
+def fmt_delta(diff: dict[str, Any], digits: int = 2, missing: str = "n/a (1 seed)") -> str:
+    """A paired difference: signed mean, then its CI (``missing`` without one; nothing if empty)."""
+    ci = fmt_ci(diff, digits, missing)
+    return f"{diff['mean']:+.{digits}f}" + (f" {ci}" if ci else "")
+
+
+def fmt_num(v: Any, digits: int = 3) -> str:
+    """A float to ``digits`` decimals, ``–`` for None or NaN, anything else as ``str``."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+# -- documents as blocks (the demo's report.md and report.html) -----------------------------------
+#: One block of a document: ``("h1"|"h2"|"p"|"note", text)``, ``("img", path, alt)``,
+#: ``("pre", shell text)`` or ``("table", header, rows)``; text may hold `code` and [links](href).
+Block = tuple[Any, ...]
+
+_INLINE = re.compile(r"`([^`]+)`|\[([^\]]+)\]\(([^)]+)\)")
+
+
+def _inline_html(text: str) -> str:
+    parts, pos = [], 0
+    for match in _INLINE.finditer(text):
+        parts.append(html.escape(text[pos : match.start()]))
+        code, label, href = match.groups()
+        if code is not None:
+            parts.append(f"<code>{html.escape(code)}</code>")
+        else:
+            parts.append(f'<a href="{html.escape(href, quote=True)}">{_inline_html(label)}</a>')
+        pos = match.end()
+    parts.append(html.escape(text[pos:]))
+    return "".join(parts)
+
+
+def render_markdown(doc: Sequence[Block]) -> str:
+    """The report blocks as GitHub-flavoured Markdown."""
+    lines: list[str] = []
+    for kind, *args in doc:
+        if kind == "h1":
+            lines += [f"# {args[0]}", ""]
+        elif kind == "h2":
+            lines += [f"## {args[0]}", ""]
+        elif kind == "p":
+            lines += [args[0], ""]
+        elif kind == "note":
+            lines += [f"> **Note.** {args[0]}", ""]
+        elif kind == "img":
+            lines += [f"![{args[1]}]({args[0]})", ""]
+        elif kind == "pre":
+            lines += ["```bash", args[0], "```", ""]
+        elif kind == "table":
+            lines += [markdown_table(*args), ""]
+    return "\n".join(lines)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
+    "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem}"
+    "th{background:#f3f3f3}td:not(:first-child){text-align:right}img{max-width:100%}"
+    ".note{background:#fff6d5;border-left:4px solid #e0b000;padding:.5rem 1rem}"
+    "pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}"
+)
+
+
+def render_html(doc: Sequence[Block], title: str) -> str:
+    """The report blocks as one self-contained HTML page (images linked, not embedded)."""
+    body: list[str] = []
+    for kind, *args in doc:
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{html.escape(args[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(args[0])}</p>")
+        elif kind == "note":
+            body.append(f'<p class="note"><strong>Note.</strong> {_inline_html(args[0])}</p>')
+        elif kind == "img":
+            body.append(f'<p><img src="{html.escape(args[0], quote=True)}" alt="{html.escape(args[1])}"></p>')
+        elif kind == "pre":
+            body.append(f"<pre>{html.escape(args[0])}</pre>")
+        elif kind == "table":
+            header, rows = args
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+            cells = "".join(
+                "<tr>" + "".join(f"<td>{_inline_html(str(c))}</td>" for c in row) + "</tr>" for row in rows
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 _REF_NOTE = [
@@ -49,10 +141,10 @@ _REF_NOTE = [
 def _with_ref(q: dict[str, Any], key: str, digits: int) -> str:
     """``FID 12.34 (real–real 1.20)``-style cell: the value and its real-vs-real reference."""
     ref = (q.get("real_vs_real") or {}).get(key)
-    return _num(q[key], digits) + ("" if ref is None else f" (real–real {ref:.{digits}f})")
+    return fmt_num(q[key], digits) + ("" if ref is None else f" (real–real {ref:.{digits}f})")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -78,6 +170,10 @@ def _describe_policy(p: dict[str, Any]) -> str:
         parts.append("synthetic only")
     if p.get("truncation") is not None:
         parts.append(f"truncation {p['truncation']}")
+    if p.get("temperature") is not None:
+        parts.append(f"temperature {p['temperature']}")
+    if p.get("checkpoint") not in (None, "last"):
+        parts.append(f"snapshot {p['checkpoint']}")
     if p.get("loss", "ce") != "ce":
         parts.append(f"{p['loss'].replace('_', ' ')} loss")
     if p.get("soft_labels"):
@@ -135,14 +231,14 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
     rows = []
     for arm in report["arms"]:
         e = report["summary"][arm]
-        row = [arm, _pm(e["accuracy"]), _pm(e["balanced_accuracy"])]
+        row = [arm, fmt_pm(e["accuracy"]), fmt_pm(e["balanced_accuracy"])]
         if arm == "real":
             row += ["–", "–"]
         else:
             d = report["paired"][arm]
             row += [
-                f"{d['accuracy']['mean']:+.2f} {_ci(d['accuracy'])}",
-                f"{d['balanced_accuracy']['mean']:+.2f} {_ci(d['balanced_accuracy'])}",
+                fmt_delta(d["accuracy"]),
+                fmt_delta(d["balanced_accuracy"]),
             ]
         rows.append(row)
     header = ["arm", "accuracy", "balanced accuracy", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"]
@@ -150,7 +246,7 @@ def _accuracy_section(report: dict[str, Any]) -> list[str]:
         "",
         "## Accuracy on the real test split (%)",
         "",
-        _table(header, rows),
+        markdown_table(header, rows),
         "",
         "Δ: paired difference against `real` over seeds (mean, 95% t-interval).",
     ]
@@ -177,10 +273,10 @@ def _per_class_section(report: dict[str, Any]) -> list[str]:
     over = f"mean over {n_seeds} seeds" if n_seeds > 1 else "one seed"
     arms = report["arms"]
     rows = [
-        [name, *(_num(report["summary"][a]["per_class_accuracy"][i], 1) for a in arms)]
+        [name, *(fmt_num(report["summary"][a]["per_class_accuracy"][i], 1) for a in arms)]
         for i, name in enumerate(report["classes"])
     ]
-    return ["", f"## Per-class accuracy (%, {over})", "", _table(["class", *arms], rows)]
+    return ["", f"## Per-class accuracy (%, {over})", "", markdown_table(["class", *arms], rows)]
 
 
 def _quality_section(report: dict[str, Any]) -> list[str]:
@@ -199,22 +295,22 @@ def _quality_section(report: dict[str, Any]) -> list[str]:
                 r["seed"],
                 _with_ref(q, "fid", 2),
                 _with_ref(q, "kid", 4),
-                _num(q["precision"]),
-                _num(q["recall"]),
-                _num(mem.get("median_ratio")),
-                _num(mem.get("near_copy_rate")),
+                fmt_num(q["precision"]),
+                fmt_num(q["recall"]),
+                fmt_num(mem.get("median_ratio")),
+                fmt_num(mem.get("near_copy_rate")),
             ]
         )
     classes = report["classes"]
     per_class = [
-        [classes[int(c)], _num(v["fid"], 2), _num(v["precision"]), _num(v["recall"])]
+        [classes[int(c)], fmt_num(v["fid"], 2), fmt_num(v["precision"]), fmt_num(v["recall"])]
         for c, v in quality[0]["per_class"].items()
     ]
     return [
         "",
         "## Sample quality (feature space of the domain classifier)",
         "",
-        _table(["seed", "FID", "KID", "precision", "recall", "NN ratio", "near-copy rate"], rows),
+        markdown_table(["seed", "FID", "KID", "precision", "recall", "NN ratio", "near-copy rate"], rows),
         "",
         "NN ratio: median distance of synthetic samples to their nearest training image over "
         "that of real test images (≪ 1 would mean copying).",
@@ -222,7 +318,7 @@ def _quality_section(report: dict[str, Any]) -> list[str]:
         "",
         "FID per class (first seed):",
         "",
-        _table(["class", "FID", "precision", "recall"], per_class),
+        markdown_table(["class", "FID", "precision", "recall"], per_class),
     ]
 
 
@@ -242,8 +338,8 @@ def _wall_time_section(report: dict[str, Any]) -> list[str]:
                     a["n_train"],
                     syn.get("n_synthetic", 0),
                     "–" if rate is None else f"{rate:.0%}",
-                    _num(a["train_seconds"], 1),
-                    _num(gan.get("seconds"), 1) if arm == "real" else "",
+                    fmt_num(a["train_seconds"], 1),
+                    fmt_num(gan.get("seconds"), 1) if arm == "real" else "",
                 ]
             )
     header = ["seed", "arm", "train images", "synthetic", "kept", "classifier s", "GAN s"]
@@ -252,7 +348,7 @@ def _wall_time_section(report: dict[str, Any]) -> list[str]:
         "",
         "## Synthetic sets and wall times",
         "",
-        _table(header, rows),
+        markdown_table(header, rows),
         "",
         f"Total wall time: {report['wall_seconds']:.0f} s. Versions: {versions}.",
     ]
@@ -269,15 +365,15 @@ def _control_section(report: dict[str, Any]) -> list[str]:
             [
                 arm,
                 ctl,
-                f"{d['accuracy']['mean']:+.2f} {_ci(d['accuracy'])}",
-                f"{d['balanced_accuracy']['mean']:+.2f} {_ci(d['balanced_accuracy'])}",
+                fmt_delta(d["accuracy"]),
+                fmt_delta(d["balanced_accuracy"]),
             ]
         )
     return [
         "",
         "## The GAN's contribution over the distillation control",
         "",
-        _table(["arm", "control", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"], rows),
+        markdown_table(["arm", "control", "Δ accuracy (95% CI)", "Δ balanced (95% CI)"], rows),
         "",
         "Δ: the soft-label arm minus its control (the same teacher's distillation on the real images "
         "only), paired over seeds: what the GAN samples add beyond the teacher.",
@@ -418,28 +514,28 @@ def quality_markdown(q: dict[str, Any], classes: Sequence[str], title: str = "Sa
         f"{q['n_synthetic']} synthetic vs {q['n_real']} real images, features of the domain classifier "
         f"({q['feature_dim']}-d).",
         "",
-        _table(
+        markdown_table(
             ["FID", "KID", "precision", "recall"],
             [
                 [
                     _with_ref(q, "fid", 2),
                     f"{q['kid']:.4f} ± {q['kid_std']:.4f}"
                     + (f" (real–real {q['real_vs_real']['kid']:.4f})" if q.get("real_vs_real") else ""),
-                    _num(q["precision"]),
-                    _num(q["recall"]),
+                    fmt_num(q["precision"]),
+                    fmt_num(q["recall"]),
                 ]
             ],
         ),
         "",
-        _table(
+        markdown_table(
             ["class", "FID", "KID", "precision", "recall"],
             [
                 [
                     classes[int(c)],
-                    _num(v["fid"], 2),
-                    _num(v["kid"], 4),
-                    _num(v["precision"]),
-                    _num(v["recall"]),
+                    fmt_num(v["fid"], 2),
+                    fmt_num(v["kid"], 4),
+                    fmt_num(v["precision"]),
+                    fmt_num(v["recall"]),
                 ]
                 for c, v in q["per_class"].items()
             ],
@@ -449,7 +545,7 @@ def quality_markdown(q: dict[str, Any], classes: Sequence[str], title: str = "Sa
         lines += ["", *_REF_NOTE]
     mem = q.get("memorisation")
     if mem:
-        lines += ["", "Memorisation: " + ", ".join(f"{k} {_num(v)}" for k, v in mem.items()) + "."]
+        lines += ["", "Memorisation: " + ", ".join(f"{k} {fmt_num(v)}" for k, v in mem.items()) + "."]
     return "\n".join(lines) + "\n"
 
 

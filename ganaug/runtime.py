@@ -10,7 +10,9 @@ application needs to sample from a ``generator.onnx`` written by ``ganaug export
 
 Latent noise comes from :class:`ganaug.noise.NoiseStream`, consumed in label order, so a seed gives
 the same images whatever the batch size -- and the same images as the torch generator it came from.
-onnxruntime is imported on first use, so the label helpers here also work without it.
+``temperature`` (latent standard deviation) defaults to the file's ``ganaug.temperature`` (written by
+``ganaug export --temperature``; 1.0 when absent). onnxruntime is imported on first use, so the
+label helpers here also work without it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.errors import CheckpointError, UsageError
-from ganaug.noise import NoiseStream
+from ganaug.errors import CheckpointError, UsageError, first_line
+from ganaug.noise import MAX_TEMPERATURE, NoiseStream, check_temperature
 
 LAYOUTS = ("uint8-nhwc", "float-nchw")
 META_PREFIX = "ganaug."
@@ -40,7 +42,8 @@ PROBE_BATCH = 64  # load-time probe: every label at least once, in batches of up
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-def _import_ort() -> Any:
+def import_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, imported on first use (CheckpointError when it is missing)."""
     try:
         import onnxruntime
     except ImportError:
@@ -52,7 +55,7 @@ def _import_ort() -> Any:
 
 def default_providers() -> list[str]:
     """CUDA first when this onnxruntime build has it, then CPU."""
-    available = _import_ort().get_available_providers()
+    available = import_onnxruntime().get_available_providers()
     chosen = [p for p in _PREFERRED_PROVIDERS if p in available]
     return chosen or list(available)
 
@@ -122,22 +125,58 @@ def per_class_labels(
     return np.repeat(idx, int(n_per_class))
 
 
+def generator_indices(
+    classes: Sequence[str], generator_classes: Sequence[str], strict: bool = False
+) -> np.ndarray:
+    """Dataset class index -> generator class index, matched by name (int64; ``-1`` where the
+    generator lacks the class). ``strict``: a lacking class is a UsageError naming it."""
+    index = {name: i for i, name in enumerate(generator_classes)}
+    out = np.array([index.get(name, -1) for name in classes], dtype=np.int64)
+    if strict and (out < 0).any():
+        missing = [c for c, g in zip(classes, out.tolist(), strict=True) if g < 0]
+        raise UsageError(f"the generator has no class {', '.join(map(repr, missing[:5]))}")
+    return out
+
+
 def _check_batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 
 
-def make_noise(seed: int | None, z_dim: int, truncation: float | None, start: int = 0) -> NoiseStream:
-    """The ganaug latent stream from row ``start``, with option errors reported as UsageError."""
+def check_temperature_option(temperature: Any) -> float | None:
+    """``None`` or a sampling temperature in ``(0, 4]`` as a float; UsageError otherwise."""
+    try:
+        return check_temperature(temperature)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def resolve_temperature(generator: Any, temperature: float | None) -> float:
+    """The temperature to sample ``generator`` at: ``temperature`` when given (validated), else the
+    generator's ``default_temperature`` (an ONNX file's ``ganaug.temperature``), else 1.0."""
+    chosen = check_temperature_option(temperature)
+    if chosen is None:
+        chosen = float(getattr(generator, "default_temperature", 1.0))
+    return chosen
+
+
+def make_noise(
+    seed: int | None, z_dim: int, truncation: float | None, start: int = 0, temperature: float | None = None
+) -> NoiseStream:
+    """The ganaug latent stream from row ``start`` (scaled by ``temperature``), with option errors
+    reported as UsageError."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise UsageError(f"seed must be an integer or None, got {seed!r}")
     if truncation is not None and not (
         isinstance(truncation, (int, float, np.number)) and np.isfinite(truncation) and truncation > 0
     ):
         raise UsageError(f"truncation must be a finite number > 0 or None, got {truncation!r}")
+    temperature = check_temperature_option(temperature)
     try:
-        return NoiseStream(None if seed is None else int(seed), z_dim, truncation, start=start)
+        return NoiseStream(
+            None if seed is None else int(seed), z_dim, truncation, start=start, temperature=temperature
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -214,17 +253,20 @@ def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: ganaug.layout must be one of {', '.join(LAYOUTS)}, got {_short(meta['layout'])}"
         )
+    if "temperature" in meta:  # optional: files exported before it existed sample at 1.0
+        try:
+            check_temperature(meta["temperature"])
+        except ValueError:
+            raise CheckpointError(
+                f"{path}: ganaug.temperature must be a number in (0, {MAX_TEMPERATURE:g}], "
+                f"got {_short(meta['temperature'])}"
+            ) from None
     return meta
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _dims_agree(actual: Sequence[Any], expected: Sequence[int | None]) -> bool:
@@ -246,10 +288,14 @@ class PerClassMixin:
         seed: int | None = None,
         batch_size: int = 256,
         truncation: float | None = None,
+        temperature: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``n_per_class`` images of each class (all by default): ``(images, int64 labels)``."""
         labels = per_class_labels(n_per_class, self.classes, classes)
-        return self.generate(labels, seed=seed, batch_size=batch_size, truncation=truncation), labels
+        images = self.generate(
+            labels, seed=seed, batch_size=batch_size, truncation=truncation, temperature=temperature
+        )
+        return images, labels
 
 
 class OnnxGenerator(PerClassMixin):
@@ -265,7 +311,7 @@ class OnnxGenerator(PerClassMixin):
         providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
         session_options: Any = None,
     ) -> None:
-        ort = self._ort = _import_ort()
+        ort = self._ort = import_onnxruntime()
         self.path = Path(path)
         self._sha256: str | None = None
         if not self.path.is_file():
@@ -276,8 +322,7 @@ class OnnxGenerator(PerClassMixin):
                 str(self.path), sess_options=session_options, providers=chosen
             )
         except Exception as exc:  # onnxruntime raises its own exception types (InvalidProtobuf, Fail, ...)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({first[:200]})") from None
+            raise CheckpointError(f"{self.path}: not a loadable ONNX model ({first_line(exc)})") from None
         self.metadata: dict[str, Any] = _parse_metadata(
             self.path, dict(self._session.get_modelmeta().custom_metadata_map)
         )
@@ -286,6 +331,8 @@ class OnnxGenerator(PerClassMixin):
         size, channels = int(self.metadata["image_size"]), int(self.metadata["channels"])
         self.image_shape: tuple[int, int, int] = (size, size, channels)
         self.layout: str = self.metadata["layout"]
+        #: the sampling temperature ``generate`` uses when given none (``ganaug.temperature``, else 1.0)
+        self.default_temperature: float = float(self.metadata.get("temperature", 1.0))
         self.providers: list[str] = list(self._session.get_providers())
         self._check_graph()
 
@@ -378,7 +425,7 @@ class OnnxGenerator(PerClassMixin):
         except Exception as exc:  # onnxruntime's own exception types (Fail, RuntimeException, ...)
             raise CheckpointError(
                 f"{self.path}: generator failed on a batch of {len(labels)} (labels {labels.min()}.."
-                f"{labels.max()}): {_first_line(exc)}; the graph does not follow the ganaug contract"
+                f"{labels.max()}): {first_line(exc)}; the graph does not follow the ganaug contract"
             ) from None
         h, w, c = self.image_shape
         b = len(labels)
@@ -407,16 +454,22 @@ class OnnxGenerator(PerClassMixin):
         return out
 
     def generate(
-        self, labels: Any, seed: int | None = None, batch_size: int = 256, truncation: float | None = None
+        self,
+        labels: Any,
+        seed: int | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
+        temperature: float | None = None,
     ) -> np.ndarray:
         """One image per label (class names or indices), uint8 ``[n, H, W, C]``.
 
         Row ``i`` of the noise stream for ``seed`` goes to ``labels[i]``; ``truncation`` T redraws
-        latent coordinates with ``|z| > T``. The result does not depend on ``batch_size``.
+        latent coordinates with ``|z| > T``, then ``temperature`` t (in ``(0, 4]``) scales them
+        (``None``: :attr:`default_temperature`). The result does not depend on ``batch_size``.
         """
         idx = resolve_labels(labels, self.classes)
         batch_size = _check_batch_size(batch_size)
-        stream = make_noise(seed, self.z_dim, truncation)
+        stream = make_noise(seed, self.z_dim, truncation, temperature=resolve_temperature(self, temperature))
         out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
         for start in range(0, len(idx), batch_size):
             stop = min(start + batch_size, len(idx))
@@ -428,9 +481,13 @@ __all__ = [
     "LAYOUTS",
     "OnnxGenerator",
     "PerClassMixin",
+    "check_temperature_option",
     "default_providers",
+    "generator_indices",
+    "import_onnxruntime",
     "make_noise",
     "per_class_labels",
     "resolve_labels",
+    "resolve_temperature",
     "to_uint8_nhwc",
 ]

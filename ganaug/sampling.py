@@ -1,10 +1,11 @@
 """Sample images from a generator -- torch (run dir / weights) or onnxruntime (``.onnx``) alike.
 
 :func:`open_sampler` returns an object with ``classes``, ``z_dim``, ``image_shape``,
-``generator_sha256``, ``generate(labels, seed, batch_size, truncation)`` and
-``generate_from_noise(z, labels, batch_size)``, all returning uint8 NHWC. Both backends take their
-latent rows from :class:`ganaug.noise.NoiseStream` and quantise with the same formula, so one seed
-gives the same images (at most one grey level apart from float rounding) from torch and from ONNX.
+``generator_sha256``, ``default_temperature``, ``generate(labels, seed, batch_size, truncation,
+temperature)`` and ``generate_from_noise(z, labels, batch_size)``, all returning uint8 NHWC. Both
+backends take their latent rows from :class:`ganaug.noise.NoiseStream` and quantise with the same
+formula, so one seed gives the same images (at most one grey level apart from float rounding) from
+torch and from ONNX.
 :func:`sample_to_dataset` writes ``n_per_class`` images per class with a manifest
 (``ganaug sample``).
 """
@@ -16,45 +17,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ganaug import __version__
 from ganaug.errors import CheckpointError, UsageError
+from ganaug.imageops import quantize_torch  # re-exported: its old home
 from ganaug.progress import Progress
-from ganaug.runtime import OnnxGenerator, PerClassMixin, make_noise, per_class_labels, resolve_labels
+from ganaug.runtime import (
+    OnnxGenerator,
+    PerClassMixin,
+    make_noise,
+    per_class_labels,
+    resolve_labels,
+    resolve_temperature,
+)
 
 if TYPE_CHECKING:
-    import torch
-
     from ganaug.shard import Shard
-
-
-def quantize_torch(x: torch.Tensor) -> torch.Tensor:
-    """Float NCHW in [-1, 1] -> uint8 NHWC: ``((x + 1) * 127.5).round().clamp(0, 255)``.
-
-    The exported uint8 graph contains exactly these ops; :func:`ganaug.runtime.to_uint8_nhwc` is
-    the NumPy twin (both round half to even).
-    """
-    import torch
-
-    return ((x + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-
-
-class Sampler(Protocol):
-    """What :func:`open_sampler` returns."""
-
-    classes: list[str]
-    z_dim: int
-    image_shape: tuple[int, int, int]
-    generator_sha256: str
-
-    def generate(
-        self, labels: Any, seed: int | None = None, batch_size: int = 256, truncation: float | None = None
-    ) -> np.ndarray: ...
-
-    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray: ...
 
 
 class TorchSampler(PerClassMixin):
@@ -78,6 +59,8 @@ class TorchSampler(PerClassMixin):
         )
         self.generator_sha256: str = info.weights_sha256
         self.path = Path(info.weights_path)
+        #: the temperature ``generate`` uses when given none (a run or weights file has no other)
+        self.default_temperature: float = 1.0
 
     def __repr__(self) -> str:
         return f"TorchSampler({str(self.path)!r}, classes={len(self.classes)}, device={self.device})"
@@ -102,12 +85,19 @@ class TorchSampler(PerClassMixin):
         return out
 
     def generate(
-        self, labels: Any, seed: int | None = None, batch_size: int = 256, truncation: float | None = None
+        self,
+        labels: Any,
+        seed: int | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
+        temperature: float | None = None,
     ) -> np.ndarray:
         """One image per label (names or indices), uint8 ``[n, H, W, C]``; row ``i`` of the seed's
-        noise stream goes to ``labels[i]``, whatever ``batch_size``."""
+        noise stream (truncated, then times ``temperature``) goes to ``labels[i]``, whatever
+        ``batch_size``."""
         idx = resolve_labels(labels, self.classes)
-        z = make_noise(seed, self.z_dim, truncation).take(len(idx))
+        temperature = resolve_temperature(self, temperature)
+        z = make_noise(seed, self.z_dim, truncation, temperature=temperature).take(len(idx))
         return self.generate_from_noise(z, idx, batch_size)
 
 
@@ -206,6 +196,7 @@ def sample_to_dataset(
     overwrite: bool = False,
     progress: bool = False,
     shard: Shard | None = None,
+    temperature: float | None = None,
 ) -> SampleResult:
     """Write ``n_per_class`` synthetic images of each class (all by default) to ``out``.
 
@@ -213,7 +204,9 @@ def sample_to_dataset(
     ``fmt`` is ``imagefolder``/``png`` or ``npz``. Each manifest record carries ``source:
     "synthetic"``, ``generator_sha256`` (of the weights, the same for a run and its ONNX export, see
     :func:`generator_hashes`) and ``generator_file_sha256`` (of the file sampled), ``seed``, ``z_index``
-    (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``. The
+    (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``, plus
+    ``temperature`` when it is not 1.0 (``None``: the generator's default, see
+    :func:`ganaug.runtime.resolve_temperature`; ``summary.json`` records the value used). The
     folder appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`).
     ``shard`` writes only that part of the job, in whole generator batches (see :mod:`ganaug.shard`).
     """
@@ -236,13 +229,14 @@ def sample_to_dataset(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
     seed = _parse_seed(seed)
+    temperature = resolve_temperature(sampler, temperature)
     chunk = int(batch_size)
     # Shards take whole generator batches, so every image comes from the same batch as unsharded.
     batches = range(-(-len(labels) // chunk))
     if shard is not None:
         batches = shard.span(len(batches))
     first, stop_row = (min(b * chunk, len(labels)) for b in (batches.start, batches.stop))
-    stream = make_noise(seed, sampler.z_dim, truncation, start=first)
+    stream = make_noise(seed, sampler.z_dim, truncation, start=first, temperature=temperature)
     sha, file_sha = generator_hashes(sampler)
     summary: dict[str, Any] = {
         "command": "sample",
@@ -251,6 +245,7 @@ def sample_to_dataset(
         "generator_file_sha256": file_sha,
         "seed": seed,
         "truncation": truncation,
+        "temperature": temperature,
         "n_per_class": int(n_per_class),
         "format": fmt,
         "versions": {"ganaug": __version__},
@@ -287,6 +282,7 @@ def sample_to_dataset(
                             "seed": seed,
                             "z_index": start + i,
                             "truncation": truncation,
+                            **({"temperature": temperature} if temperature != 1.0 else {}),
                             "transforms": [],
                             "plugins": [],
                         },
@@ -310,7 +306,6 @@ def sample_to_dataset(
 
 __all__ = [
     "SampleResult",
-    "Sampler",
     "TorchSampler",
     "generator_hashes",
     "open_sampler",

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import click
 
 from ganaug.errors import UsageError
-from ganaug.limits import BIG, SEED, UNIT, Limit, read_yaml_mapping
+from ganaug.limits import BIG, SEED, TEMPERATURE, TRUNCATION, UNIT, Limit, read_yaml_mapping
 
 META_KEY = "ganaug.option"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,9 +86,22 @@ def cli_fields(spec_cls: type) -> list[dataclasses.Field]:
 
 
 # -- shared concepts: one definition each -------------------------------------------------------
-def device(default: str = "cpu") -> Any:
-    """``--device``: where torch runs."""
-    return option(default, help="cpu, cuda or cuda:N.")
+#: ``--device``'s default for every command: a GPU when there is one, else the CPU.
+DEVICE = "auto"
+
+
+def device(default: str = DEVICE, help: str | None = None) -> Any:
+    """``--device``: where torch runs (``auto``: a GPU when there is one; see :func:`resolve_device`)."""
+    return option(default, help=help or "cpu, cuda, cuda:N or auto (a GPU when there is one).")
+
+
+def resolve_device(name: str | None) -> str:
+    """A ``--device`` value for torch: ``auto`` (or ``None``) -> ``cuda`` when available, else ``cpu``."""
+    if name not in (None, "auto"):
+        return str(name)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def seed(default: int = 0) -> Any:
@@ -96,7 +109,11 @@ def seed(default: int = 0) -> Any:
     return option(default, limit=SEED, help="Random seed.")
 
 
-def min_confidence(default: float = 0.9) -> Any:
+#: ``--min-confidence``'s default for every command (``augment``'s confidence filter declares the same).
+MIN_CONFIDENCE = 0.9
+
+
+def min_confidence(default: float = MIN_CONFIDENCE) -> Any:
     """``--min-confidence``: the confidence filter's threshold."""
     return option(default, limit=UNIT, help="Confidence filter: minimum probability of the intended class.")
 
@@ -113,9 +130,69 @@ def classifier_steps(default: int = 2000, help: str = "Optimisation steps of eve
     return option(default, limit=Limit(int, 1, BIG), help=help)
 
 
-def n_per_class(default: int = 500) -> Any:
-    """``--n-per-class``: synthetic images per class."""
-    return option(default, limit=Limit(int, 1, BIG), help="Synthetic images per class.")
+def n_per_class(
+    default: int | None = 500,
+    *,
+    required: bool = False,
+    low: int = 1,
+    help: str = "Synthetic images per class.",
+) -> Any:
+    """``--n-per-class/-n``: synthetic images per class."""
+    return option(
+        default, flags=("--n-per-class", "-n"), limit=Limit(int, low, BIG), required=required, help=help
+    )
+
+
+def truncation() -> Any:
+    """``--truncation``: the truncation trick of latent sampling."""
+    return option(None, limit=TRUNCATION, help="Truncation trick: redraw latent values with |z| > T.")
+
+
+def temperature() -> Any:
+    """``--temperature``: the latent standard deviation of sampling."""
+    return option(
+        None,
+        limit=TEMPERATURE,
+        help="Sampling temperature: latent standard deviation (default: the generator's own, else 1.0).",
+    )
+
+
+#: Dataset formats every ganaug writer knows; ``png`` is the old spelling of ``imagefolder``.
+DATASET_FORMATS = ("imagefolder", "npz")
+_FORMAT_ALIASES = {"png": "imagefolder"}
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def check_format(value: Any, choices: Sequence[str] | None = DATASET_FORMATS) -> str:
+    """A ``--format`` value: ``png`` -> ``imagefolder`` (deprecated spelling, with a warning); with
+    ``choices``, anything else outside them is a UsageError (``None``: plugins may add formats)."""
+    text = str(value).strip()
+    if text in _FORMAT_ALIASES:
+        _warn(f"--format {text} is deprecated, use --format {_FORMAT_ALIASES[text]}")
+        text = _FORMAT_ALIASES[text]
+    if choices is not None and text not in choices:
+        raise UsageError(f"--format must be one of {', '.join(choices)}, got {value!r}")
+    return text
+
+
+def dataset_format(
+    default: str = "imagefolder",
+    choices: Sequence[str] | None = DATASET_FORMATS,
+    help: str = "Output format: imagefolder (a folder per class) or npz (one data.npz).",
+) -> Any:
+    """``--format``: the output dataset format (``imagefolder`` | ``npz``; ``png`` accepted as the
+    deprecated spelling of ``imagefolder``). ``choices=None`` lets plugins add formats."""
+    allowed = tuple(choices) if choices is not None else None
+    return option(
+        default,
+        convert=lambda v: check_format(v, allowed),
+        metavar="[" + "|".join(allowed) + "]" if allowed else "FORMAT",
+        aliases=("fmt",),
+        help=help,
+    )
 
 
 def hflip(default: bool = False, help: str = "Random horizontal flips (mirror-symmetric data only).") -> Any:
@@ -178,9 +255,27 @@ def config_values(
 
 
 # -- click ----------------------------------------------------------------------------------------
-def _click_type(field: dataclasses.Field, info: OptionInfo) -> Any:
-    from ganaug.cli.common import Number  # the bounded number type every command uses
+class Number(click.ParamType):
+    """A finite int/float option within a :class:`ganaug.limits.Limit` (no NaN, inf, lists, bools).
 
+    Values from ``--config`` (click's ``default_map``) go through the same conversion.
+    """
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.name = "integer" if limit.kind is int else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None:
+            return None
+        name = f"--{param.name.replace('_', '-')}" if param is not None and param.name else "value"
+        try:
+            return self.limit.check(name, value)
+        except UsageError as exc:
+            self.fail(str(exc).removeprefix(f"{name} "), param, ctx)
+
+
+def _click_type(field: dataclasses.Field, info: OptionInfo) -> Any:
     if info.convert is not None:
         return Converted(info.convert, info.metavar or "VALUE")
     if info.limit is not None:
@@ -217,8 +312,9 @@ def _default(field: dataclasses.Field) -> Any:
 def _param(field: dataclasses.Field) -> Callable[[F], F]:
     info = info_of(field)
     kind = _click_type(field, info)
-    if info.argument:
-        return click.argument(field.name, type=kind, required=info.required)
+    if info.argument:  # ``multiple``: any number of them (nargs=-1)
+        nargs = -1 if info.multiple else 1
+        return click.argument(field.name, type=kind, required=info.required, nargs=nargs)
     flags = info.flags or (f"--{field.name.replace('_', '-')}",)
     kwargs: dict[str, Any] = {"help": info.help, "show_default": info.show_default, "required": info.required}
     default = _default(field)
@@ -307,12 +403,16 @@ def save_spec(spec: Any, path: Any) -> None:
 
 
 __all__ = [
+    "DATASET_FORMATS",
     "Converted",
+    "Number",
     "OptionInfo",
+    "check_format",
     "classifier_steps",
     "cli_fields",
     "click_options",
     "config_values",
+    "dataset_format",
     "device",
     "feature_steps",
     "generator",
@@ -323,8 +423,11 @@ __all__ = [
     "option",
     "out_dir",
     "parse_spec",
+    "resolve_device",
     "save_spec",
     "seed",
     "spec_from_params",
     "spec_to_config",
+    "temperature",
+    "truncation",
 ]

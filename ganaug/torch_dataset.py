@@ -20,6 +20,7 @@ never shares an onnxruntime session between processes. Use ``device="cpu"`` with
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -30,20 +31,16 @@ import numpy as np
 import torch.utils.data
 
 from ganaug.errors import UsageError
-from ganaug.noise import BLOCK_ROWS
+from ganaug.hookspecs import ratio_plan
+from ganaug.noise import BLOCK_ROWS, noise_block
+from ganaug.runtime import generator_indices
 
 _BLOCK_CACHE = 8
 
 
 def _noise_block(seed: int, block: int, z_dim: int, truncation: float | None) -> np.ndarray:
     """Block ``block`` of the :class:`ganaug.noise.NoiseStream` for ``seed`` (rows b*BLOCK_ROWS...)."""
-    from ganaug import noise
-
-    rows_fn = getattr(noise, "noise_block", None)
-    if rows_fn is not None:
-        return rows_fn(seed, block, z_dim, truncation)
-    # The stream's documented layout: block b is drawn from default_rng([seed, b]).
-    return noise._truncated_block(np.random.default_rng([seed, block]), BLOCK_ROWS, z_dim, truncation)
+    return noise_block(seed, block, z_dim, truncation)
 
 
 def _is_albumentations(transform: Any) -> bool:
@@ -52,6 +49,20 @@ def _is_albumentations(transform: Any) -> bool:
 
 def _derive(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclasses.dataclass
+class GanAugOptions:
+    """The keyword options of :class:`GanAugDataset` (see its docstring), as one value."""
+
+    synthetic_transform: Callable[..., Any] | None = None
+    labels: Sequence[int] | np.ndarray | None = None
+    classes: Sequence[str] | None = None
+    truncation: float | None = None
+    device: str = "cpu"
+    return_source: bool = False
+    teacher: Any | None = None
+    return_soft_labels: bool = False
 
 
 class GanAugDataset(torch.utils.data.Dataset):
@@ -83,43 +94,41 @@ class GanAugDataset(torch.utils.data.Dataset):
         transform: Callable[..., Any] | None = None,
         seed: int = 0,
         *,
-        synthetic_transform: Callable[..., Any] | None = None,
-        labels: Sequence[int] | np.ndarray | None = None,
-        classes: Sequence[str] | None = None,
-        truncation: float | None = None,
-        device: str = "cpu",
-        return_source: bool = False,
-        teacher: Any | None = None,
-        return_soft_labels: bool = False,
+        options: GanAugOptions | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``kwargs`` are the fields of :class:`GanAugOptions` (``truncation=0.7, device="cpu"``),
+        set over ``options``; an unknown keyword is a TypeError."""
+        opts = dataclasses.replace(options or GanAugOptions(), **kwargs)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
+        if opts.return_soft_labels and opts.teacher is None:
+            raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
         self.real = real_dataset
         self.transform = transform
-        self.synthetic_transform = synthetic_transform
+        self.synthetic_transform = opts.synthetic_transform
         self.seed = int(seed)
-        self.truncation = truncation
-        self.device = device
-        self.return_source = return_source
-        if return_soft_labels and teacher is None:
-            raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
-        self.return_soft_labels = bool(return_soft_labels)
-        self._teacher_source = str(teacher) if isinstance(teacher, (str, Path)) else None
-        self._teacher = None if self._teacher_source else teacher
+        self.truncation = opts.truncation
+        self.device = opts.device
+        self.return_source = opts.return_source
+        self.return_soft_labels = bool(opts.return_soft_labels)
+        self._teacher_source = str(opts.teacher) if isinstance(opts.teacher, (str, Path)) else None
+        self._teacher = None if self._teacher_source else opts.teacher
         self.epoch = 0
         if isinstance(generator, (str, Path)):
             self.generator_source, self._sampler = str(generator), None
         else:
             self.generator_source, self._sampler = str(getattr(generator, "path", "")), generator
         self._blocks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-
         # A ganaug ImageDataset has arrays but no __getitem__; other datasets yield (image, label).
         self._real_arrays = hasattr(real_dataset, "images") and not hasattr(type(real_dataset), "__getitem__")
-        real_labels = self._real_labels(labels)
+        self._set_plan(self._real_labels(opts.labels), opts.classes, ratio)
+
+    def _set_plan(self, real_labels: np.ndarray, classes: Sequence[str] | None, ratio: Any) -> None:
+        """Classes, their mapping to the generator's, and the labels of the synthetic items."""
         sampler = self.sampler
-        self.classes = list(classes or getattr(real_dataset, "classes", None) or sampler.classes)
-        index = {name: i for i, name in enumerate(sampler.classes)}
-        self._to_generator = np.array([index.get(c, -1) for c in self.classes], dtype=np.int64)
+        self.classes = list(classes or getattr(self.real, "classes", None) or sampler.classes)
+        self._to_generator = generator_indices(self.classes, sampler.classes)
         counts = np.bincount(real_labels, minlength=len(self.classes))
         if len(counts) > len(self.classes):
             raise UsageError(
@@ -156,9 +165,7 @@ class GanAugDataset(torch.utils.data.Dataset):
     @staticmethod
     def _plan(class_counts: dict[str, int], ratio: Any) -> dict[str, int]:
         if isinstance(ratio, (int, float)) and not isinstance(ratio, bool):
-            if not np.isfinite(ratio) or ratio < 0:
-                raise UsageError(f"ratio must be a number >= 0, got {ratio!r}")
-            return {c: int(np.floor(float(ratio) * n + 0.5)) for c, n in class_counts.items()}
+            return ratio_plan(class_counts, ratio)
         from ganaug.plugins import get_plugin_manager
 
         plan = get_plugin_manager().hook.ganaug_plan(class_counts=class_counts, options={"strategy": ratio})
@@ -333,4 +340,4 @@ class _Columns:
         return probs if self.columns is None else probs[:, self.columns]
 
 
-__all__ = ["GanAugDataset"]
+__all__ = ["GanAugDataset", "GanAugOptions"]

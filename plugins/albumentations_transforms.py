@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.errors import UsageError
-from ganaug.hookspecs import AugmentContext, hookimpl
+from ganaug.api import AugmentContext, PluginOption, UsageError, first_line, hookimpl
 
 STATE_KEY = "albumentations"
 _OPTION_FOR = {"real": "transforms", "synthetic": "synthetic_transforms"}
@@ -30,7 +29,7 @@ def load_pipeline(path: str | Path, option: str = "--transforms") -> Any:
     """An albumentations pipeline saved with ``A.save`` (JSON or YAML, by extension), as a Compose."""
     import albumentations as A
 
-    import ganaug.albu  # noqa: F401  (registers GanReplace for A.load)
+    from ganaug.api import GanReplace  # noqa: F401  (registers GanReplace for A.load)
 
     path = Path(path)
     if not path.is_file():
@@ -39,9 +38,8 @@ def load_pipeline(path: str | Path, option: str = "--transforms") -> Any:
     try:
         pipeline = A.load(str(path), data_format=fmt)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UsageError(
-            f"{option}: {path} is not an albumentations pipeline saved with A.save ({first})"
+            f"{option}: {path} is not an albumentations pipeline saved with A.save ({first_line(exc)})"
         ) from None
     if not isinstance(pipeline, A.BaseCompose):
         pipeline = A.Compose([pipeline])
@@ -78,6 +76,17 @@ def small_params(params: dict[str, Any], max_items: int = 8) -> dict[str, Any]:
 
 
 _DROP = object()
+
+
+@hookimpl
+def ganaug_add_options() -> list[PluginOption]:
+    """``--transforms`` and ``--synthetic-transforms``: the pipeline files."""
+    what = {"real": "real images", "synthetic": "synthetic images"}
+    text = "albumentations pipeline (saved with A.save, .yaml/.json) applied to"
+    return [
+        PluginOption(option, None, str, path=True, help=f"{text} {what[source]}.")
+        for source, option in _OPTION_FOR.items()
+    ]
 
 
 @hookimpl

@@ -2,7 +2,7 @@
 
 ``confidence``: a classifier scores each synthetic candidate; it is rejected when the probability of
 its intended class is below ``--min-confidence``. The classifier is ganaug's small CNN trained on the
-real data at the start of the run (``-o confidence_steps=N`` training steps, default 500), or the
+real data at the start of the run (``--confidence-steps N`` training steps, default 500), or the
 one given with ``--filter-classifier``: a ``.safetensors`` file written by
 :meth:`ganaug.classifier.Classifier.save`, or an ONNX model with one image input (uint8 NHWC, or
 float NCHW/NHWC in [-1, 1]) and one ``[N, classes]`` output of probabilities or logits, whose
@@ -29,14 +29,34 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.augment import SCORES_KEY
-from ganaug.errors import UsageError
-from ganaug.eval.onnx_classifier import OnnxClassifier
-from ganaug.hookspecs import AugmentContext, hookimpl
+from ganaug.api import SCORES_KEY, AugmentContext, OnnxClassifier, PluginOption, UsageError, hookimpl
 
 STATE_KEY = "filters"
 DEFAULT_CONFIDENCE_STEPS = 500
+#: The confidence threshold's default; the same as ``ganaug eval uplift --min-confidence``.
+DEFAULT_MIN_CONFIDENCE = 0.9
+DEFAULT_NEAR_DUPLICATE = 0.03
 EMBED_SIZE = 16
+_CLASSIFIER_FILE = "an ONNX or ganaug .safetensors classifier"
+OPTIONS = (
+    PluginOption(
+        "min_confidence", DEFAULT_MIN_CONFIDENCE, float, low=0, high=1,
+        help="--filter confidence: minimum classifier probability of the intended class.",
+    ),
+    PluginOption(
+        "filter_classifier", None, str, path=True,
+        help=f"--filter confidence: {_CLASSIFIER_FILE} (default: train one on DATA).",
+    ),
+    PluginOption(
+        "confidence_steps", DEFAULT_CONFIDENCE_STEPS, int, low=1, high=10**9,
+        help="--filter confidence: training steps of the classifier trained on DATA.",
+    ),
+    PluginOption(
+        "near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE, float, low=0, high=1,
+        help="--filter near-duplicate: reject below this RMS pixel distance (0-1) to a training image.",
+    ),
+    PluginOption("teacher", None, str, path=True, help=f"--soft-labels: {_CLASSIFIER_FILE}."),
+)  # fmt: skip
 
 
 # -- classifiers -----------------------------------------------------------------------------------
@@ -60,7 +80,7 @@ def load_filter_classifier(path: str | Path, classes: list[str]) -> Any:
         raise UsageError(f"--filter-classifier: file not found: {path}")
     if path.suffix.lower() == ".onnx":
         return OnnxClassifier(path, classes)
-    from ganaug.classifier import Classifier
+    from ganaug.api import Classifier
 
     clf = Classifier.load(path)
     names = clf.classes or []
@@ -78,7 +98,7 @@ def load_filter_classifier(path: str | Path, classes: list[str]) -> Any:
 
 def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
     opts = context.options
-    threshold = float(opts.get("min_confidence", 0.5))
+    threshold = float(opts.get("min_confidence", DEFAULT_MIN_CONFIDENCE))
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {threshold}")
     real = context.real
@@ -86,7 +106,7 @@ def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
         clf = load_filter_classifier(opts["filter_classifier"], context.classes)
         source = str(opts["filter_classifier"])
     else:
-        from ganaug.classifier import train_classifier
+        from ganaug.api import train_classifier
 
         steps = int(opts.get("confidence_steps", DEFAULT_CONFIDENCE_STEPS))
         present = np.unique(real.labels)
@@ -145,13 +165,19 @@ def nearest_rms(queries: np.ndarray, reference: np.ndarray, chunk: int = 4096) -
 
 
 def _setup_near_duplicate(context: AugmentContext) -> dict[str, Any]:
-    threshold = float(context.options.get("near_duplicate_threshold", 0.03))
+    threshold = float(context.options.get("near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE))
     if threshold < 0:
         raise UsageError(f"--near-duplicate-threshold must be >= 0, got {threshold}")
     return {"reference": embed_pixels(context.real.images), "threshold": threshold}
 
 
 # -- hooks -----------------------------------------------------------------------------------------
+@hookimpl
+def ganaug_add_options() -> tuple[PluginOption, ...]:
+    """The options of the filters (and of the soft-label teacher they provide)."""
+    return OPTIONS
+
+
 @hookimpl
 def ganaug_configure(context: AugmentContext) -> None:
     state: dict[str, Any] = {}

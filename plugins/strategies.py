@@ -20,15 +20,13 @@ Unknown strings return ``None`` so that other plugins can define their own strat
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ganaug.errors import UsageError
-from ganaug.hookspecs import hookimpl
+from ganaug.api import UsageError, hookimpl, ratio_plan
 
 NAMED = ("not majority", "auto", "minority", "not minority", "all")
 
@@ -96,9 +94,7 @@ def plan_counts(class_counts: dict[str, int], strategy: Any) -> dict[str, int] |
     else:
         return None
     if ratio is not None:
-        if not math.isfinite(ratio) or ratio < 0:
-            raise UsageError(f"--strategy: a ratio must be a finite number >= 0, got {strategy!r}")
-        return {c: math.floor(ratio * n + 0.5) for c, n in class_counts.items()}
+        return ratio_plan(class_counts, ratio, "--strategy: a ratio", shown=strategy)
     name = _normalise(strategy)
     if name not in NAMED:
         return None

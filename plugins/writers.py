@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ganaug.hookspecs import hookimpl
+from ganaug.api import hookimpl
 
 FORMATS = ("imagefolder", "png", "npz")
 
@@ -19,6 +19,6 @@ def ganaug_open_writer(out_dir: Path, fmt: str, classes: list[str], overwrite: b
     """A DatasetWriter for the built-in formats, ``None`` for any other name."""
     if fmt not in FORMATS:
         return None
-    from ganaug.dataset_writer import DatasetWriter
+    from ganaug.api import DatasetWriter
 
     return DatasetWriter(out_dir, classes=classes, fmt=fmt, overwrite=overwrite)

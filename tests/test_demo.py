@@ -18,10 +18,9 @@ from ganaug.demo import (
     embedded_dataset,
     imbalanced_copy,
     next_free_dir,
-    render_html,
-    render_markdown,
 )
 from ganaug.errors import UsageError
+from ganaug.report import render_html, render_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET = REPO / "ganaug" / "assets" / "fashion_mnist_small.npz"

@@ -29,7 +29,7 @@ def hash_tree(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "summary.json"
+        if p.is_file() and p.name not in ("summary.json", "config.yaml")  # both name the job's paths
     }
 
 

@@ -50,7 +50,7 @@ class ToySpec:
 
 def test_options_come_from_the_fields_and_check_bounds():
     spec = parse_spec(ToySpec, ["data", "--steps", "7", "--flip", "--tag", "a=1", "--tag", "b=2"])
-    assert spec == ToySpec("data", 7, True, {"a": "1", "b": "2"}, "cpu", 0)
+    assert spec == ToySpec("data", 7, True, {"a": "1", "b": "2"}, specs.DEVICE, 0)  # one default: auto
     assert parse_spec(ToySpec, ["d"]) == ToySpec("d")
     with pytest.raises(UsageError, match="--steps"):
         parse_spec(ToySpec, ["d", "--steps", "11"])

@@ -125,7 +125,7 @@ def test_any_map_style_dataset_and_pickling(onnx_gen: Path, real: ImageDataset) 
 def test_bad_arguments(onnx_gen: Path, real: ImageDataset) -> None:
     from ganaug.errors import UsageError
 
-    with pytest.raises(UsageError, match="ratio must be a number >= 0"):
+    with pytest.raises(UsageError, match="ratio must be a finite number >= 0"):
         GanAugDataset(real, onnx_gen, ratio=-1.0)
     with pytest.raises(UsageError, match="neither a number nor a strategy"):
         GanAugDataset(real, onnx_gen, ratio="smote")

@@ -12,6 +12,7 @@ import click
 
 from ganaug.errors import GanaugError, UsageError
 from ganaug.limits import SEED, Limit, check_betas, read_yaml_mapping
+from ganaug.specs import Number  # re-exported: the bounded number type of every command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,26 +96,6 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         defaults[name] = val
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
-
-
-class Number(click.ParamType):
-    """A finite int/float option within a :class:`ganaug.limits.Limit` (no NaN, inf, lists, bools).
-
-    Values from ``--config`` (click's ``default_map``) go through the same conversion.
-    """
-
-    def __init__(self, limit: Limit) -> None:
-        self.limit = limit
-        self.name = "integer" if limit.kind is int else "float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None:
-            return None
-        name = f"--{param.name.replace('_', '-')}" if param is not None and param.name else "value"
-        try:
-            return self.limit.check(name, value)
-        except UsageError as exc:
-            self.fail(str(exc).removeprefix(f"{name} "), param, ctx)
 
 
 def number(kind: type = float, low: float | None = None, high: float | None = None, **open_: bool) -> Number:

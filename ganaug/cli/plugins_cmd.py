@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -24,10 +25,12 @@ def plugins() -> None:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print a JSON list of {name, version, origin, hooks} (broken plugins also have 'error').",
+    help="Print a JSON list of {name, version, origin, hooks} (broken plugins also have 'error'; "
+    "plugins that declare augment options also 'options').",
 )
 def list_plugins(extra: tuple[str, ...], as_json: bool) -> None:
-    """Show every plugin: name, version, where it came from, and the hooks it implements.
+    """Show every plugin: name, version, where it came from, the hooks it implements and the
+    options it declares for 'ganaug augment' (flag, type, default).
 
     Plugins come from ganaug's built-ins, then entry points in group 'ganaug' (unless
     GANAUG_DISABLE_PLUGIN_AUTOLOAD=1), then GANAUG_PLUGINS (comma-separated modules), then --plugin;
@@ -43,6 +46,7 @@ def list_plugins(extra: tuple[str, ...], as_json: bool) -> None:
 
     pm = get_plugin_manager(list(extra), strict=False)
     infos = plugin_infos(pm)
+    _add_options(pm, infos)
     if as_json:
         click.echo(json.dumps(infos, indent=2))
     else:
@@ -52,6 +56,23 @@ def list_plugins(extra: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"error: {info['error']}; {_escape_hatch(info['name'], info['origin'])}", err=True)
     if pm.broken:
         raise SystemExit(1)
+
+
+def _add_options(pm: Any, infos: list[dict]) -> None:
+    """``info["options"]``: the options each plugin declares (``ganaug_add_options``)."""
+    from ganaug.augment.options import declared_options
+    from ganaug.errors import GanaugError
+
+    try:
+        declared = declared_options(pm)
+    except GanaugError as exc:
+        click.echo(f"warning: {exc}", err=True)
+        return
+    by_name = {i["name"]: i for i in infos}
+    for plugin, opt in declared:
+        entry = {"name": opt.name, "flag": opt.flag_name, "type": getattr(opt.type, "__name__", "value"),
+                 "default": opt.default, "help": opt.help}  # fmt: skip
+        by_name[plugin].setdefault("options", []).append(entry)
 
 
 def _print_table(infos: list[dict]) -> None:
@@ -68,3 +89,6 @@ def _print_table(infos: list[dict]) -> None:
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(3)]
     for row in [header, *rows]:
         click.echo("  ".join(f"{cell:{w}s}" for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
+    for info in infos:
+        for opt in info.get("options", []):
+            click.echo(f"  {info['name']}: {opt['flag']} {opt['type'].upper()} (default {opt['default']!r})")

@@ -3,14 +3,58 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
 from ganaug.cli.common import Betas, Number, config_option, echo, quiet_option, warn
 from ganaug.limits import TRAIN_LIMITS as LIM
 
-ARCHS = ["mlp", "dcgan", "resnet"]
-LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
+
+def _architectures() -> Sequence[str]:
+    from ganaug.models import available_architectures
+
+    return available_architectures()
+
+
+def _losses() -> Sequence[str]:
+    from ganaug.losses import LOSSES
+
+    return LOSSES
+
+
+class Registered(click.Option):
+    """An option that passes a name through to a registry (the timm ``create_model`` idea): the
+    registry validates it, and ``--help`` lists what it holds (imported only for ``--help``)."""
+
+    def __init__(self, *args: Any, registry: Callable[[], Sequence[str]], **kwargs: Any) -> None:
+        super().__init__(*args, metavar="NAME", **kwargs)
+        self.registry = registry
+        self.base_help = self.help or ""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"{self.base_help} Registered: {', '.join(self.registry())}."
+        return super().get_help_record(ctx)
+
+
+def check_registered(options: dict[str, Any]) -> None:
+    """Validate ``arch`` and ``loss`` against the model and loss registries (one-line UsageError
+    listing the registered names); the loss becomes its registered spelling (``wgan_gp`` ->
+    ``wgan-gp``)."""
+    from ganaug.errors import UsageError
+    from ganaug.losses import get_loss
+
+    arch = options.get("arch")
+    if arch is not None and arch not in _architectures():
+        raise UsageError(f"unknown --arch {arch!r}; registered: {', '.join(_architectures())}")
+    if options.get("loss") is not None:
+        try:
+            options["loss"] = get_loss(options["loss"]).name
+        except UsageError:
+            raise UsageError(
+                f"unknown --loss {options['loss']!r}; registered: {', '.join(_losses())}"
+            ) from None
 
 
 @click.command(context_settings={"show_default": True})
@@ -18,8 +62,8 @@ LOSSES = ["minimax", "ns", "hinge", "wgan-gp", "lsgan"]
 @click.option("--out", "-o", default="runs/train", help="Run directory to create (or to resume).")
 @config_option
 @click.option("--labels", type=click.Path(dir_okay=False), help="IDX labels file when not beside the images.")
-@click.option("--arch", type=click.Choice(ARCHS), default="dcgan", help="Model family.")
-@click.option("--loss", type=click.Choice(LOSSES), default="hinge", help="GAN loss.")
+@click.option("--arch", cls=Registered, registry=_architectures, default="dcgan", help="Model family.")
+@click.option("--loss", cls=Registered, registry=_losses, default="hinge", help="GAN loss.")
 @click.option(
     "--image-size", type=Number(LIM["image_size"]), default=None, help="Resize images to this square size."
 )
@@ -154,6 +198,8 @@ def train(
     require_out_not_file(out)
     from ganaug.training import train as run_training
 
+    if not resume:
+        check_registered(options)
     source = click.core.ParameterSource
     explicit = {
         name

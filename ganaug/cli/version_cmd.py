@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 
 import click
 
-from ganaug import __version__
 from ganaug.cli.common import warn
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
+from ganaug.versions import dist_version, library_versions
 
 
 def onnxruntime_flavours() -> list[str]:
     """Installed onnxruntime distributions (more than one breaks the CUDA provider)."""
     names = ["onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"]
-    return [n for n in names if _dist_version(n)]
+    return [n for n in names if dist_version(n)]
 
 
 def collect_versions() -> dict:
     """Versions and onnxruntime providers, as a dict."""
-    info: dict = {"ganaug": __version__}
-    for name in ("torch", "albumentations", "onnx", "onnxscript", "numpy", "pluggy"):
-        info[name] = _dist_version(name)
+    info: dict = library_versions(("torch", "albumentations", "onnx", "onnxscript", "numpy", "pluggy"), False)
     flavours = onnxruntime_flavours()
-    info["onnxruntime"] = {n: _dist_version(n) for n in flavours} or None
+    info["onnxruntime"] = {n: dist_version(n) for n in flavours} or None
     try:
         import onnxruntime
 

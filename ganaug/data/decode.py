@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from ganaug.errors import first_line
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -77,14 +79,7 @@ def _decode(path: str) -> Decoded:
     except MemoryError:
         return Decoded(None, error="unreadable (too large to decode)")
     except Exception as exc:  # any decoder failure on a hostile file is a skip
-        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        return Decoded(None, error=f"unreadable ({msg})")
-
-
-def decode_file(path: str) -> Decoded:
-    """Decode ``path``; never raises for bad files (the reason goes into ``error``)."""
-    with _decoding_warnings():
-        return _decode(path)
+        return Decoded(None, error=f"unreadable ({first_line(exc, None)})")
 
 
 def decode_files(paths: list[str], workers: int | None = None) -> list[Decoded]:

@@ -21,19 +21,64 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ganaug.errors import UsageError
+from ganaug.data.dataset import ImageDataset
+from ganaug.errors import DataError, UsageError
 
-__all__ = ["FORMATS", "SPLITS", "write_example"]
+__all__ = [
+    "DEMO_COUNTS",
+    "EMBEDDED_FILE",
+    "FORMATS",
+    "SPLITS",
+    "embedded_dataset",
+    "imbalanced_copy",
+    "write_example",
+]
 
 FORMATS = ("folder", "idx", "npz")
 SPLITS = ("train", "test")
+EMBEDDED_FILE = "fashion_mnist_small.npz"
+#: Real training images per class in the demo's imbalanced copy (class order of the data:
+#: T-shirt-top ... Ankle boot). One majority class as in the BAGAN-GP protocol, the others rare.
+DEMO_COUNTS: tuple[int, ...] = (250, 25, 40, 55, 70, 85, 100, 115, 130, 145)
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
 _NOTICE_FILES = ("FASHION_MNIST_LICENSE", "NOTICE")
+
+
+def embedded_dataset(split: str = "train") -> ImageDataset:
+    """The Fashion-MNIST subset that ships with ganaug: ``"train"`` (2,500 images) or ``"test"`` (1,000).
+
+    Images are uint8 ``[N, 28, 28, 1]``, 10 classes (``T-shirt-top`` ... ``Ankle boot``).
+    """
+    if split not in SPLITS:
+        raise UsageError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    ref = resources.files("ganaug") / "assets" / EMBEDDED_FILE
+    try:
+        with resources.as_file(ref) as path, np.load(path, allow_pickle=False) as npz:
+            images = npz[f"{split}_images"]
+            labels = npz[f"{split}_labels"].astype(np.int64)
+            classes = [str(c) for c in npz["classes"]]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(
+            f"embedded dataset ganaug/assets/{EMBEDDED_FILE} is missing or damaged "
+            f"({type(exc).__name__}); reinstall ganaug"
+        ) from None
+    return ImageDataset(images, labels, classes, source=f"embedded:fashion-mnist-small/{split}")
+
+
+def imbalanced_copy(ds: ImageDataset, counts: Sequence[int] = DEMO_COUNTS, seed: int = 0) -> ImageDataset:
+    """``counts[k]`` images of class ``k`` drawn from ``ds`` (the demo's artificially imbalanced data)."""
+    try:
+        sub = ds.sample_per_class(list(counts), seed=seed)
+    except ValueError as exc:
+        raise DataError(f"cannot draw the imbalanced copy: {exc}") from None
+    sub.source = f"{ds.source} imbalanced {'/'.join(map(str, counts))} (seed {seed})"
+    return sub
 
 
 def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
@@ -79,10 +124,8 @@ def write_example(
     pass to other commands (the folder itself, the IDX images file or the NPZ file).
 
     ``imbalanced`` writes the demo's imbalanced draw of the training split instead
-    (:data:`ganaug.demo.DEMO_COUNTS` images per class: 250 of the first class, 25-145 of the others).
+    (:data:`DEMO_COUNTS` images per class: 250 of the first class, 25-145 of the others).
     """
-    from ganaug.demo import DEMO_COUNTS, embedded_dataset, imbalanced_copy
-
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if split not in SPLITS:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.errors import DataError
+from ganaug.errors import DataError, first_line
+from ganaug.limits import env_positive_int
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 IDX_IMAGES_MAGIC = 2051
@@ -41,14 +42,8 @@ def max_dataset_bytes() -> int:
     ``$GANAUG_MAX_DATASET_BYTES`` when set, else half of the physical memory (16 GiB where that
     cannot be read).
     """
-    env = os.environ.get(MAX_BYTES_ENV)
-    if env:
-        try:
-            value = int(float(env))
-        except ValueError:
-            raise DataError(f"{MAX_BYTES_ENV}={env!r} is not a number of bytes") from None
-        if value <= 0:
-            raise DataError(f"{MAX_BYTES_ENV}={env!r} must be a positive number of bytes")
+    value = env_positive_int(MAX_BYTES_ENV, "bytes", DataError)
+    if value is not None:
         return value
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
@@ -447,11 +442,6 @@ def read_idx(images: Path, labels: Path | None) -> tuple[np.ndarray, np.ndarray,
     return arr[..., None], lab, idx_class_names(images, num_classes)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
-
-
 def _check_npz_images_size(npz: np.lib.npyio.NpzFile, path: Path) -> None:
     """Apply the memory limit to 'images' from its .npy header, before inflating it."""
     try:
@@ -494,7 +484,8 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise
     except ValueError as exc:
         raise DataError(
-            f"{path}: NPZ holds object arrays or is damaged ({_first_line(exc)}); pickled data is refused"
+            f"{path}: NPZ holds object arrays or is damaged ({first_line(exc, None)}); "
+            "pickled data is refused"
         ) from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise DataError(f"{path}: not a readable NPZ file ({exc.__class__.__name__})") from None

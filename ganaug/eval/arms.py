@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def _synthesize(
     )
     summary = augment_dataset(
         real,
-        generator,
+        policy.generator_for(generator),  # the policy's checkpoint (snapshot) of a run directory
         out,
         strategy=policy.strategy,
         max_synthetic_ratio=policy.max_synthetic_ratio,
@@ -117,6 +118,7 @@ def _synthesize(
         real="none",
         seed=seed,
         truncation=policy.truncation,
+        temperature=policy.temperature,
         overwrite=True,
         progress=progress,
         warn=lambda _m: None,  # per-class shortfalls: summarised below in one line
@@ -177,19 +179,23 @@ def policy_arms(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Train every policy's arm (and the distillation control of each soft-label arm) on ``ctx.real``
     plus GAN samples; ``score(clf)`` evaluates a classifier. Returns ``(results, controls)`` with
-    ``controls`` mapping each soft-label arm to its control arm."""
+    ``controls`` mapping each soft-label arm to its control arm (soft-label arms whose controls are
+    the same training share the first one's)."""
     results: dict[str, dict[str, Any]] = {}
     sets: dict[tuple, tuple[Synthetic, float]] = {}
     need_soft = {p.synthetic_key() for p in policies if p.soft_labels}
     controls: dict[str, str] = {}
     control_policies = []
+    same_control: dict[str, str] = {}  # control settings (name aside) -> the control arm's name
     for policy in policies:
         if policy.soft_labels:
             ctl = policy.control()
             if ctl.name in {p.name for p in policies}:
                 raise UsageError(f"policy name {ctl.name!r} is taken by the control arm of {policy.name!r}")
-            controls[policy.name] = ctl.name
-            control_policies.append(ctl)
+            settings = repr(dataclasses.replace(ctl, name="control"))
+            controls[policy.name] = same_control.setdefault(settings, ctl.name)
+            if controls[policy.name] == ctl.name:
+                control_policies.append(ctl)
     for policy in [*policies, *control_policies]:
         key = policy.synthetic_key()
         if policy.uses_gan() and key not in sets:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 from ganaug.errors import UsageError
 from ganaug.eval.common import as_dataset, check_out, draw_subset, sample_per_class
 from ganaug.eval.spec import CasSpec
+from ganaug.specs import resolve_device
 
 
 def cas(
@@ -77,6 +79,7 @@ def run_cas(spec: CasSpec, *, progress: bool = False) -> dict[str, Any]:
     from ganaug.sampling import open_sampler
 
     check_out(spec.out, [spec.data, spec.test])
+    spec = dataclasses.replace(spec, device=resolve_device(spec.device))
     sampler = open_sampler(spec.generator, device=spec.device)
     h, _w, c = sampler.image_shape
     real = load_dataset(spec.data, image_size=h, channels=c)

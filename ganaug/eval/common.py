@@ -97,11 +97,9 @@ def is_number(text: str) -> bool:
 
 def generator_labels(sampler: Any, classes: list[str]) -> np.ndarray:
     """Data class index -> generator class index (every data class must exist in the generator)."""
-    index = {name: i for i, name in enumerate(sampler.classes)}
-    missing = [c for c in classes if c not in index]
-    if missing:
-        raise UsageError(f"the generator has no class {', '.join(map(repr, missing[:5]))}")
-    return np.array([index[c] for c in classes], dtype=np.int64)
+    from ganaug.runtime import generator_indices
+
+    return generator_indices(classes, sampler.classes, strict=True)
 
 
 def sample_per_class(sampler: Any, classes: list[str], n_per_class: int, seed: int) -> tuple[Any, Any]:

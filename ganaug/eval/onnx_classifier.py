@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.errors import CheckpointError, UsageError
+from ganaug.errors import CheckpointError, UsageError, first_line
 
 
 class OnnxClassifier:
@@ -29,9 +29,8 @@ class OnnxClassifier:
         try:
             self.session = ort.InferenceSession(str(path), providers=default_providers())
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(
-                f"--filter-classifier: {path} is not a loadable ONNX model ({first})"
+                f"--filter-classifier: {path} is not a loadable ONNX model ({first_line(exc)})"
             ) from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,11 @@ class MixPolicy:
       target ``(1 - distill_weight) * one-hot + distill_weight * teacher``.
     - ``fresh``: a fresh synthetic pool (same size and filters) every ``refresh_steps`` steps
       (default: one pass over the pool at the policy's batch share), instead of one fixed set.
+    - ``temperature``: latent standard deviation for sampling, in (0, 4] (``None``: the generator's
+      default -- an ONNX file's ``ganaug.temperature``, else 1.0).
+    - ``checkpoint``: which EMA snapshot of the seed's run directory draws the samples: ``"best"``,
+      ``"last"`` or a step (``None``: the run's last weights); see :func:`ganaug.snapshots.select_weights`.
+      Other than ``None``/``"last"`` it needs a run directory, not an ``.onnx`` or weights file.
     """
 
     name: str = "gan"
@@ -73,6 +79,8 @@ class MixPolicy:
     distill_weight: float = 0.5
     fresh: bool = False
     refresh_steps: int | None = None
+    temperature: float | None = None
+    checkpoint: str | int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or self.name == "real" or "/" in self.name:
@@ -107,6 +115,17 @@ class MixPolicy:
             raise UsageError(f"policy {self.name!r}: fresh and soft_labels need GAN samples (strategy 0)")
         if self.fresh and not self.use_real:
             raise UsageError("fresh needs use_real (the pool is mixed into the real images)")
+        self._check_sampling_fields()
+
+    def _check_sampling_fields(self) -> None:
+        from ganaug.runtime import check_temperature_option
+        from ganaug.snapshots import parse_choice
+
+        try:
+            self.temperature = check_temperature_option(self.temperature)
+            self.checkpoint = parse_choice(self.checkpoint)
+        except UsageError as exc:
+            raise UsageError(f"policy {self.name!r}: {str(exc).removeprefix('--')}") from None
 
     def uses_gan(self) -> bool:
         """False for the no-GAN baselines (``strategy`` 0: real images only)."""
@@ -129,6 +148,8 @@ class MixPolicy:
             distill_real=True,
             fresh=False,
             refresh_steps=None,
+            temperature=None,
+            checkpoint=None,
         )
 
     def synthetic_key(self) -> tuple:
@@ -140,7 +161,27 @@ class MixPolicy:
             self.min_confidence if self.filter else None,
             self.near_duplicate,
             self.truncation,
+            self.temperature,
+            None if self.checkpoint == "last" else self.checkpoint,
         )
+
+    def picks_snapshot(self) -> bool:
+        """True when ``checkpoint`` names a snapshot (``best`` or a step): it needs a run directory."""
+        return self.checkpoint not in (None, "last")
+
+    def generator_for(self, generator: str | Path) -> Path:
+        """The weights this policy samples: ``generator``, or its ``checkpoint`` snapshot when that
+        names one (UsageError when ``generator`` is a file, not a run directory)."""
+        if not self.picks_snapshot():
+            return Path(generator)
+        if not Path(generator).is_dir():
+            raise UsageError(
+                f"policy {self.name!r}: checkpoint={self.checkpoint} needs a run directory as the "
+                f"generator, got the file {generator}"
+            )
+        from ganaug.snapshots import select_weights
+
+        return select_weights(generator, self.checkpoint)
 
     @classmethod
     def parse(cls, spec: str) -> MixPolicy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ganaug.metrics import (
     per_class,
     precision_recall,
 )
+from ganaug.specs import resolve_device
 
 
 def memorisation_stats(
@@ -131,6 +133,7 @@ def run_quality(spec: QualitySpec, *, progress: bool = False, echo: Any = None) 
 
     say = echo or (lambda _m: None)
     check_out(spec.out, [spec.data, spec.train])
+    spec = dataclasses.replace(spec, device=resolve_device(spec.device))
     sampler = open_sampler(spec.generator, device=spec.device)
     h, _w, c = sampler.image_shape
     real = load_dataset(spec.data, image_size=h, channels=c)

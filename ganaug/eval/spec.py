@@ -18,7 +18,7 @@ from ganaug import specs
 from ganaug.errors import UsageError
 from ganaug.eval.common import yaml_value
 from ganaug.eval.policy import CURRICULA, LOSSES, MixPolicy
-from ganaug.limits import BATCH, BIG, TRUNCATION, UNIT, Limit
+from ganaug.limits import BATCH, BIG, TEMPERATURE, TRUNCATION, UNIT, Limit
 from ganaug.specs import option
 
 
@@ -177,7 +177,7 @@ class UpliftSpec:
         aliases=("use_filter",),
         help="Confidence filter: the real-only classifier must give the intended class --min-confidence.",
     )
-    min_confidence: float = specs.min_confidence(0.9)
+    min_confidence: float = specs.min_confidence()
     curriculum: str = option(
         "none",
         choices=CURRICULA,
@@ -185,6 +185,12 @@ class UpliftSpec:
     )
     pretrain_fraction: float = option(0.5, limit=UNIT, help="Share of the steps for pre-training (pretrain).")
     truncation: float | None = option(None, limit=TRUNCATION, help="Latent truncation for sampling.")
+    temperature: float | None = option(
+        None, limit=TEMPERATURE, help="Sampling temperature (latent std; default: the generator's own)."
+    )
+    checkpoint: str | None = option(
+        None, help="EMA snapshot of each seed's run directory to sample: best, last or a step number."
+    )
     loss: str = option(
         "ce",
         choices=LOSSES,
@@ -245,7 +251,7 @@ class UpliftSpec:
         None, limit=Limit(int, 1, 1024), help="Resize DATA and TEST to this size."
     )
     channels: int | None = option(None, convert=_channels, metavar="[1|3]", help="Image channels (1 or 3).")
-    device: str = specs.device("cpu")
+    device: str = specs.device()
     seed: int = specs.seed()
     #: library only: the candidates of ``tune`` (``None``: the default grid plus ``policies``)
     tune_grid: list[MixPolicy] | None = option(None, cli=False)
@@ -270,6 +276,8 @@ class UpliftSpec:
             curriculum=self.curriculum,
             pretrain_fraction=self.pretrain_fraction,
             truncation=self.truncation,
+            temperature=self.temperature,
+            checkpoint=self.checkpoint,
             loss=self.loss,
             soft_labels=self.soft_labels,
             distill_real=self.distill_real,
@@ -308,7 +316,7 @@ class QualitySpec:
     n_per_class: int = specs.n_per_class()
     feature_steps: int = specs.feature_steps()
     out: str | None = specs.out_dir(help="Write quality.json, quality.md and plots here.")
-    device: str = specs.device("cpu")
+    device: str = specs.device()
     seed: int = specs.seed()
 
 
@@ -328,7 +336,7 @@ class CasSpec:
     classifier_steps: int = specs.classifier_steps()
     hflip: bool = specs.hflip()
     out: str | None = specs.out_dir(help="Write cas.json here.")
-    device: str = specs.device("cpu")
+    device: str = specs.device()
     seed: int = specs.seed()
 
 

@@ -49,7 +49,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 def default_grid(imbalanced: bool) -> list[Any]:
     """The default candidates of ``--tune`` besides ``real``: no-GAN baselines and a few GAN policies
-    (share, filter threshold, soft labels, strategy, rebalancing loss)."""
+    (share, filter threshold, soft labels, strategy, rebalancing loss; on balanced data also the
+    share-25 soft-label policy at temperature 1.2, whose distillation control is shared with
+    ``gan-soft``'s, so it costs one more synthetic set and classifier per seed)."""
     from ganaug.eval.policy import MixPolicy
 
     if imbalanced:
@@ -67,6 +69,7 @@ def default_grid(imbalanced: bool) -> list[Any]:
         MixPolicy(name="gan-filter", strategy=1.0, filter=True, min_confidence=0.9),
         MixPolicy(name="gan-share25", strategy=4.0, synthetic_share=0.25),
         MixPolicy(name="gan-soft", strategy=4.0, synthetic_share=0.25, soft_labels=True),
+        MixPolicy(name="gan-soft-t12", strategy=4.0, synthetic_share=0.25, soft_labels=True, temperature=1.2),
         MixPolicy(
             name="gan-soft-distill", strategy=4.0, synthetic_share=0.25, soft_labels=True, distill_real=True
         ),
@@ -158,6 +161,8 @@ def augment_options(policy: Any) -> dict[str, Any]:
         "filters": filters,
         "truncation": policy.truncation,
         "soft_labels": bool(policy.soft_labels),
+        "temperature": policy.temperature,
+        "checkpoint": policy.checkpoint,
     }
     if policy.filter:
         out["min_confidence"] = policy.min_confidence

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from ganaug.metrics import (
     nearest_neighbour_distances,
     paired_difference,
 )
+from ganaug.specs import resolve_device
 
 
 def _arm_result(
@@ -120,6 +120,9 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
                 candidate = Path(str(path).replace("{seed}", str(seed)))
                 if not candidate.exists():
                     raise UsageError(f"{what} not found: {candidate}")
+                if what == "--generator":  # a policy's checkpoint needs a run dir: say so before any work
+                    for policy in [*policies, *(spec.tune_grid or [])]:
+                        policy.generator_for(candidate)
     counts = per_class_counts(spec.per_class_n, spec.imbalance, len(train_ds.classes))
     return UpliftConfig(
         counts=counts,
@@ -136,7 +139,7 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
         quality=spec.quality,
         quality_per_class=spec.quality_per_class,
         feature_steps=spec.feature_steps,
-        device=spec.device,
+        device=resolve_device(spec.device),
         teacher=spec.teacher,
         tune=spec.tune,
         tune_fraction=spec.tune_fraction,
@@ -345,17 +348,10 @@ def _settings_dict(cfg: UpliftConfig) -> dict[str, Any]:
     return d
 
 
-def _versions() -> dict[str, str]:
-    import torch
+def _versions() -> dict[str, str | None]:
+    from ganaug.versions import library_versions
 
-    from ganaug import __version__
-
-    return {
-        "ganaug": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+    return library_versions(("torch", "numpy"))
 
 
 def _run_seed(
@@ -413,12 +409,11 @@ def _seed_quality(
 ) -> dict[str, Any]:
     """Quality of an unfiltered per-class sample of the seed's generator; also keeps a few samples
     with their nearest real training images for the report's grid."""
-    from ganaug.runtime import per_class_labels
+    from ganaug.runtime import generator_indices, per_class_labels
     from ganaug.sampling import open_sampler
 
     sampler = open_sampler(gen_path, device=cfg.device)
-    index = {name: i for i, name in enumerate(sampler.classes)}
-    gen_ids = np.array([index.get(name, -1) for name in test_ds.classes])
+    gen_ids = generator_indices(test_ds.classes, sampler.classes)
     wanted = [i for i in range(len(gen_ids)) if gen_ids[i] >= 0]
     labels = per_class_labels(cfg.quality_per_class, list(test_ds.classes), wanted)
     t0 = time.perf_counter()

@@ -23,9 +23,9 @@ import torch
 
 from ganaug.checkpoint import save_generator
 from ganaug.fileio import atomic_write_json
+from ganaug.imageops import quantize_torch
 from ganaug.metrics import fid
 from ganaug.noise import NoiseStream
-from ganaug.sampling import quantize_torch
 from ganaug.snapshots import INDEX_NAME, SNAPSHOT_DIR, read_index
 
 VAL_SEED = 4242  # noise for the validation samples: the same for every snapshot of a run

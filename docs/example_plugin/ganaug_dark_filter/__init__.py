@@ -1,7 +1,8 @@
 """ganaug-dark-filter: an example ganaug plugin.
 
-- ``--filter dark`` rejects synthetic images whose mean intensity is below ``-O min_brightness=N``
-  (default 10 on a 0-255 scale): a collapsed generator often emits near-black images.
+- ``--filter dark`` rejects synthetic images whose mean intensity is below ``--min-brightness N``
+  (``-O min_brightness=N`` with ``--plugin``; default 10 on a 0-255 scale): a collapsed generator
+  often emits near-black images.
 - ``--strategy to-median`` brings every class below the median class size up to the median.
 """
 
@@ -9,10 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganaug.hookspecs import hookimpl
+from ganaug.api import PluginOption, hookimpl
 
 __version__ = "0.1.0"
 STATE_KEY = "dark-filter"
+
+
+@hookimpl
+def ganaug_add_options():
+    # Declared: ganaug makes --min-brightness (and a typed -O min_brightness=N) of it.
+    return [PluginOption("min_brightness", 10.0, float, "--filter dark: minimum mean brightness.", low=0)]
 
 
 @hookimpl
