@@ -277,9 +277,53 @@ def _dims_agree(actual: Sequence[Any], expected: Sequence[int | None]) -> bool:
 
 
 class PerClassMixin:
-    """``generate_per_class`` for any generator with ``classes`` and ``generate(labels, seed, ...)``."""
+    """``generate``, ``generate_from_noise`` and ``generate_per_class`` for any generator with
+    ``classes``, ``z_dim``, ``image_shape``, ``default_temperature`` and ``_run(z, labels)`` (one
+    generator call on a batch, uint8 NHWC): the torch and the ONNX backend share them."""
 
     classes: list[str]
+    z_dim: int
+    image_shape: tuple[int, int, int]
+    default_temperature: float
+
+    def _run(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray:
+        """Images for given latent rows ``z`` (float32 ``[n, z_dim]``) and labels, uint8 NHWC."""
+        idx = resolve_labels(labels, self.classes)
+        z = np.asarray(z, dtype=np.float32)
+        if z.shape != (len(idx), self.z_dim):
+            raise UsageError(f"z must have shape ({len(idx)}, {self.z_dim}), got {tuple(z.shape)}")
+        batch_size = _check_batch_size(batch_size)
+        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
+        for start in range(0, len(idx), batch_size):
+            stop = min(start + batch_size, len(idx))
+            out[start:stop] = self._run(np.ascontiguousarray(z[start:stop]), idx[start:stop])
+        return out
+
+    def generate(
+        self,
+        labels: Any,
+        seed: int | None = None,
+        batch_size: int = 256,
+        truncation: float | None = None,
+        temperature: float | None = None,
+    ) -> np.ndarray:
+        """One image per label (class names or indices), uint8 ``[n, H, W, C]``.
+
+        Row ``i`` of the noise stream for ``seed`` goes to ``labels[i]``; ``truncation`` T redraws
+        latent coordinates with ``|z| > T``, then ``temperature`` t (in ``(0, 4]``) scales them
+        (``None``: :attr:`default_temperature`). The result does not depend on ``batch_size``.
+        """
+        idx = resolve_labels(labels, self.classes)
+        batch_size = _check_batch_size(batch_size)
+        stream = make_noise(seed, self.z_dim, truncation, temperature=resolve_temperature(self, temperature))
+        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
+        for start in range(0, len(idx), batch_size):
+            stop = min(start + batch_size, len(idx))
+            out[start:stop] = self._run(stream.take(stop - start), idx[start:stop])
+        return out
 
     def generate_per_class(
         self,
@@ -439,42 +483,6 @@ class OnnxGenerator(PerClassMixin):
                 f"{np.dtype(want_dtype)} {want_shape}"
             )
         return to_uint8_nhwc(out) if self.layout == "float-nchw" else out
-
-    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray:
-        """Images for given latent rows ``z`` (float32 ``[n, z_dim]``) and labels, uint8 NHWC."""
-        idx = resolve_labels(labels, self.classes)
-        z = np.asarray(z, dtype=np.float32)
-        if z.shape != (len(idx), self.z_dim):
-            raise UsageError(f"z must have shape ({len(idx)}, {self.z_dim}), got {tuple(z.shape)}")
-        batch_size = _check_batch_size(batch_size)
-        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
-        for start in range(0, len(idx), batch_size):
-            stop = min(start + batch_size, len(idx))
-            out[start:stop] = self._run(np.ascontiguousarray(z[start:stop]), idx[start:stop])
-        return out
-
-    def generate(
-        self,
-        labels: Any,
-        seed: int | None = None,
-        batch_size: int = 256,
-        truncation: float | None = None,
-        temperature: float | None = None,
-    ) -> np.ndarray:
-        """One image per label (class names or indices), uint8 ``[n, H, W, C]``.
-
-        Row ``i`` of the noise stream for ``seed`` goes to ``labels[i]``; ``truncation`` T redraws
-        latent coordinates with ``|z| > T``, then ``temperature`` t (in ``(0, 4]``) scales them
-        (``None``: :attr:`default_temperature`). The result does not depend on ``batch_size``.
-        """
-        idx = resolve_labels(labels, self.classes)
-        batch_size = _check_batch_size(batch_size)
-        stream = make_noise(seed, self.z_dim, truncation, temperature=resolve_temperature(self, temperature))
-        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
-        for start in range(0, len(idx), batch_size):
-            stop = min(start + batch_size, len(idx))
-            out[start:stop] = self._run(stream.take(stop - start), idx[start:stop])
-        return out
 
 
 __all__ = [

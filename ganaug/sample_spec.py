@@ -8,7 +8,7 @@ This module is torch-free; :func:`run_sample` imports the sampling machinery whe
 # ruff: noqa: RUF009 -- ganaug.specs.option() is a field specifier (it returns dataclasses.field)
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,31 +72,23 @@ class SampleSpec:
 
 
 def run_sample(spec: SampleSpec, *, overwrite: bool = False, progress: bool = False) -> SampleResult:
-    """Sample as ``spec`` says (see :func:`ganaug.sampling.sample_to_dataset`), then save the spec as
+    """Sample as ``spec`` says (see :func:`ganaug.sampling.write_samples`), then save the spec as
     ``config.yaml`` in the finished dataset. ``overwrite`` replaces an output ganaug wrote."""
-    from ganaug.sampling import sample_to_dataset
+    from ganaug.sampling import write_samples
     from ganaug.shard import parse_shard
     from ganaug.snapshots import select_weights
 
     if spec.source is None or spec.out is None or spec.n_per_class is None:
         raise UsageError("sample: source, out and n_per_class are required")
-    shard = parse_shard(spec.shard)  # before any work: a bad --shard is a usage error
-    source = str(select_weights(spec.source, spec.checkpoint))
-    result = sample_to_dataset(
-        source,
-        spec.out,
-        spec.n_per_class,
+    parse_shard(spec.shard)  # before any work: a bad --shard is a usage error
+    job = replace(
+        spec,
+        source=str(select_weights(spec.source, spec.checkpoint)),
+        checkpoint=None,
         classes=parse_classes(spec.classes),
-        fmt=specs.check_format(spec.format),
-        truncation=spec.truncation,
-        temperature=spec.temperature,
-        seed=spec.seed,
-        batch_size=spec.batch_size,
-        device=spec.device,
-        overwrite=overwrite,
-        progress=progress,
-        shard=shard,
+        format=specs.check_format(spec.format),
     )
+    result = write_samples(job, overwrite=overwrite, progress=progress)
     specs.save_spec(spec, Path(result.out) / CONFIG_FILE)
     return result
 

@@ -6,8 +6,10 @@ temperature)`` and ``generate_from_noise(z, labels, batch_size)``, all returning
 backends take their latent rows from :class:`ganaug.noise.NoiseStream` and quantise with the same
 formula, so one seed gives the same images (at most one grey level apart from float rounding) from
 torch and from ONNX.
-:func:`sample_to_dataset` writes ``n_per_class`` images per class with a manifest
-(``ganaug sample``).
+:func:`write_samples` (a :class:`~ganaug.sample_spec.SampleSpec`) and its keyword form
+:func:`sample_to_dataset` write ``n_per_class`` images per class with a manifest (``ganaug sample``).
+:class:`SyntheticWriter` is the one path that writes synthetic images with their :class:`Provenance`
+records, for ``ganaug sample`` and ``ganaug augment`` alike.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +32,11 @@ from ganaug.runtime import (
     PerClassMixin,
     make_noise,
     per_class_labels,
-    resolve_labels,
     resolve_temperature,
 )
 
 if TYPE_CHECKING:
+    from ganaug.sample_spec import SampleSpec
     from ganaug.shard import Shard
 
 
@@ -65,40 +67,14 @@ class TorchSampler(PerClassMixin):
     def __repr__(self) -> str:
         return f"TorchSampler({str(self.path)!r}, classes={len(self.classes)}, device={self.device})"
 
-    def generate_from_noise(self, z: np.ndarray, labels: Any, batch_size: int = 256) -> np.ndarray:
-        """Images for latent rows ``z`` (float32 ``[n, z_dim]``) and labels, uint8 NHWC."""
+    def _run(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """One generator call (``generate_from_noise`` batches), uint8 NHWC."""
         import torch
 
-        idx = resolve_labels(labels, self.classes)
-        z = np.asarray(z, dtype=np.float32)
-        if z.shape != (len(idx), self.z_dim):
-            raise UsageError(f"z must have shape ({len(idx)}, {self.z_dim}), got {tuple(z.shape)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
-        out = np.empty((len(idx), *self.image_shape), dtype=np.uint8)
         with torch.inference_mode():
-            for start in range(0, len(idx), int(batch_size)):
-                stop = min(start + int(batch_size), len(idx))
-                zt = torch.from_numpy(np.ascontiguousarray(z[start:stop])).to(self.device)
-                lt = torch.from_numpy(idx[start:stop]).to(self.device)
-                out[start:stop] = quantize_torch(self.module(zt, lt).float()).cpu().numpy()
-        return out
-
-    def generate(
-        self,
-        labels: Any,
-        seed: int | None = None,
-        batch_size: int = 256,
-        truncation: float | None = None,
-        temperature: float | None = None,
-    ) -> np.ndarray:
-        """One image per label (names or indices), uint8 ``[n, H, W, C]``; row ``i`` of the seed's
-        noise stream (truncated, then times ``temperature``) goes to ``labels[i]``, whatever
-        ``batch_size``."""
-        idx = resolve_labels(labels, self.classes)
-        temperature = resolve_temperature(self, temperature)
-        z = make_noise(seed, self.z_dim, truncation, temperature=temperature).take(len(idx))
-        return self.generate_from_noise(z, idx, batch_size)
+            zt = torch.from_numpy(z).to(self.device)
+            lt = torch.from_numpy(labels).to(self.device)
+            return quantize_torch(self.module(zt, lt).float()).cpu().numpy()
 
 
 def _onnx_providers(device: str | None) -> list[str] | None:
@@ -158,6 +134,65 @@ class SampleResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where the synthetic images of one job come from: the fixed part of their manifest records.
+
+    ``generator_file_sha256`` is recorded when given; ``truncation`` when set, or always (``null``
+    for none) with ``null_truncation``; ``temperature`` when it is not 1.0.
+    """
+
+    generator_sha256: str
+    seed: int
+    truncation: float | None = None
+    temperature: float = 1.0
+    generator_file_sha256: str | None = None
+    null_truncation: bool = False
+
+    def record(
+        self, z_index: int, transforms: Sequence[Any] = (), plugins: Sequence[str] = (), **extra: Any
+    ) -> dict[str, Any]:
+        """The manifest record of the image made from row ``z_index`` of the seed's noise stream;
+        ``extra`` keys (``soft_label``, ``fallback``) come last."""
+        record: dict[str, Any] = {"source": "synthetic", "generator_sha256": self.generator_sha256}
+        if self.generator_file_sha256 is not None:
+            record["generator_file_sha256"] = self.generator_file_sha256
+        record.update(seed=self.seed, z_index=int(z_index))
+        if self.truncation is not None or self.null_truncation:
+            record["truncation"] = self.truncation
+        if self.temperature != 1.0:
+            record["temperature"] = self.temperature
+        record.update(transforms=list(transforms), plugins=list(plugins), **extra)
+        return record
+
+
+class SyntheticWriter:
+    """The one path that writes synthetic images (``ganaug sample`` and ``ganaug augment``): each
+    image goes to a :class:`~ganaug.dataset_writer.DatasetWriter` with its :class:`Provenance` record."""
+
+    def __init__(self, writer: Any, provenance: Provenance) -> None:
+        self.writer, self.provenance = writer, provenance
+
+    def add(
+        self,
+        image: np.ndarray,
+        label: int,
+        z_index: int,
+        transforms: Sequence[Any] = (),
+        plugins: Sequence[str] = (),
+        **extra: Any,
+    ) -> str:
+        """Write one image made from noise row ``z_index``; returns its path in the dataset."""
+        return self.writer.add(
+            image, int(label), self.provenance.record(z_index, transforms, plugins, **extra)
+        )
+
+    def add_batch(self, images: np.ndarray, labels: Sequence[int], z_first: int) -> None:
+        """Write a batch made from noise rows ``z_first, z_first + 1, ...``, untransformed."""
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            self.add(image, label, z_first + i)
+
+
 class _LazyLabels:
     """``n`` labels of each class in ``classes``, class by class, made per slice (``sample -n 1e8``
     allocates nothing up front)."""
@@ -181,134 +216,191 @@ def _parse_seed(seed: int | None) -> int:
     return make_noise(seed, 1, None).seed
 
 
-def sample_to_dataset(
-    source: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    n_per_class: int,
-    *,
-    classes: Sequence[str | int] | None = None,
-    fmt: str = "imagefolder",
-    truncation: float | None = None,
-    seed: int | None = 0,
-    batch_size: int = 256,
-    device: str | None = None,
-    providers: Sequence[str] | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    shard: Shard | None = None,
-    temperature: float | None = None,
-) -> SampleResult:
-    """Write ``n_per_class`` synthetic images of each class (all by default) to ``out``.
+@dataclass
+class _SampleJob:
+    """A checked sampling job: the generator, the labels, and the rows of them this call writes."""
 
-    ``classes`` holds names or indices (a digit string that is not a class name is an index).
-    ``fmt`` is ``imagefolder``/``png`` or ``npz``. Each manifest record carries ``source:
-    "synthetic"``, ``generator_sha256`` (of the weights, the same for a run and its ONNX export, see
-    :func:`generator_hashes`) and ``generator_file_sha256`` (of the file sampled), ``seed``, ``z_index``
-    (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``, plus
-    ``temperature`` when it is not 1.0 (``None``: the generator's default, see
-    :func:`ganaug.runtime.resolve_temperature`; ``summary.json`` records the value used). The
-    folder appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`).
-    ``shard`` writes only that part of the job, in whole generator batches (see :mod:`ganaug.shard`).
-    """
-    from ganaug.dataset_writer import DatasetWriter, check_output_size
+    spec: SampleSpec
+    sampler: Any
+    labels: _LazyLabels
+    seed: int
+    temperature: float
+    chunk: int
+    rows: range
+    shard: Shard | None
+
+
+def _open_job(spec: SampleSpec, providers: Sequence[str] | None, overwrite: bool) -> _SampleJob:
+    """Check the output, open the generator and check the options (before anything is written)."""
+    from ganaug.dataset_writer import check_output_size
     from ganaug.output_safety import check_output, generator_inputs
-    from ganaug.shard import job_key, shard_entry
+    from ganaug.shard import parse_shard
 
-    t0 = time.perf_counter()
+    shard = parse_shard(spec.shard)
+    source, n_per_class, classes = spec.source, spec.n_per_class, spec.classes
     if Path(source).exists():  # a missing generator gets open_sampler's error
-        check_output(out, generator_inputs(source), overwrite=overwrite, kind="dataset")
-    sampler = open_sampler(source, device=device, providers=providers)
+        check_output(spec.out, generator_inputs(source), overwrite=overwrite, kind="dataset")
+    sampler = open_sampler(source, device=spec.device, providers=providers)
     if classes is not None:  # "3" means class index 3 unless a class is called "3"
         classes = [
             int(c) if isinstance(c, str) and c not in sampler.classes and c.isdigit() else c for c in classes
         ]
     labels = _LazyLabels(per_class_labels(1, sampler.classes, classes), n_per_class)
     check_output_size(
-        len(labels), sampler.image_shape, fmt, f"-n {n_per_class} for {len(labels.classes)} classes"
+        len(labels), sampler.image_shape, spec.format, f"-n {n_per_class} for {len(labels.classes)} classes"
     )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"batch size must be a positive integer, got {batch_size!r}")
-    seed = _parse_seed(seed)
-    temperature = resolve_temperature(sampler, temperature)
-    chunk = int(batch_size)
+    chunk = spec.batch_size
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise UsageError(f"batch size must be a positive integer, got {chunk!r}")
+    seed = _parse_seed(spec.seed)
+    temperature = resolve_temperature(sampler, spec.temperature)
     # Shards take whole generator batches, so every image comes from the same batch as unsharded.
     batches = range(-(-len(labels) // chunk))
     if shard is not None:
         batches = shard.span(len(batches))
-    first, stop_row = (min(b * chunk, len(labels)) for b in (batches.start, batches.stop))
-    stream = make_noise(seed, sampler.z_dim, truncation, start=first, temperature=temperature)
-    sha, file_sha = generator_hashes(sampler)
+    first, stop = (min(b * chunk, len(labels)) for b in (batches.start, batches.stop))
+    return _SampleJob(spec, sampler, labels, seed, temperature, chunk, range(first, stop), shard)
+
+
+def _summary(job: _SampleJob, provenance: Provenance) -> dict[str, Any]:
+    """``summary.json`` of a job (``counts`` added once written), with its shard entry."""
+    from ganaug.shard import job_key, shard_entry
+
+    spec = job.spec
     summary: dict[str, Any] = {
         "command": "sample",
-        "generator": str(source),
-        "generator_sha256": sha,
-        "generator_file_sha256": file_sha,
-        "seed": seed,
-        "truncation": truncation,
-        "temperature": temperature,
-        "n_per_class": int(n_per_class),
-        "format": fmt,
+        "generator": str(spec.source),
+        "generator_sha256": provenance.generator_sha256,
+        "generator_file_sha256": provenance.generator_file_sha256,
+        "seed": job.seed,
+        "truncation": spec.truncation,
+        "temperature": job.temperature,
+        "n_per_class": int(spec.n_per_class),
+        "format": spec.format,
         "versions": {"ganaug": __version__},
     }
-    if shard is not None:
+    if job.shard is not None:
+        classes = job.sampler.classes
         settings = {
             **summary,
-            "labels": labels.classes.tolist(),
-            "batch_size": chunk,
-            "classes": sampler.classes,
+            "labels": job.labels.classes.tolist(),
+            "batch_size": job.chunk,
+            "classes": classes,
         }
         settings.pop("generator")  # a path, spelt differently per part perhaps; the sha256 counts
         summary["shard"] = shard_entry(
-            shard, job=job_key(settings), classes=sampler.classes, fmt=fmt, additive=["counts"]
+            job.shard, job=job_key(settings), classes=classes, fmt=spec.format, additive=["counts"]
         )
+    return summary
+
+
+def _write_rows(job: _SampleJob, synthetic: SyntheticWriter, bar: Progress) -> None:
+    """Generate and write the job's rows, one generator batch at a time."""
+    sampler, labels, chunk, rows = job.sampler, job.labels, job.chunk, job.rows
+    spec = job.spec
+    stream = make_noise(
+        job.seed, sampler.z_dim, spec.truncation, start=rows.start, temperature=job.temperature
+    )
+    for start in range(rows.start, rows.stop, chunk):
+        stop = min(start + chunk, rows.stop)
+        batch = labels[start:stop]
+        synthetic.add_batch(
+            sampler.generate_from_noise(stream.take(stop - start), batch, chunk), batch, start
+        )
+        bar.update(stop - start)
+
+
+def write_samples(
+    spec: SampleSpec,
+    *,
+    providers: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SampleResult:
+    """Write the synthetic images ``spec`` asks for (``spec.format`` as given, ``png`` included); see
+    :func:`sample_to_dataset` for what the dataset holds. ``providers`` overrides onnxruntime's."""
+    from ganaug.dataset_writer import DatasetWriter
+
+    t0 = time.perf_counter()
+    if spec.checkpoint is not None:
+        from ganaug.snapshots import select_weights
+
+        spec = replace(spec, source=str(select_weights(spec.source, spec.checkpoint)), checkpoint=None)
+    job = _open_job(spec, providers, overwrite)
+    sampler = job.sampler
+    sha, file_sha = generator_hashes(sampler)
+    provenance = Provenance(sha, job.seed, spec.truncation, job.temperature, file_sha, null_truncation=True)
+    summary = _summary(job, provenance)
     writer = DatasetWriter(
-        out, classes=sampler.classes, fmt=fmt, overwrite=overwrite, image_shape=sampler.image_shape
+        spec.out,
+        classes=sampler.classes,
+        fmt=spec.format,
+        overwrite=overwrite,
+        image_shape=sampler.image_shape,
     )
     bar = None
     try:
         with writer:
-            bar = Progress(stop_row - first, "sampling", "img", progress, leave=True)
-            for start in range(first, stop_row, chunk):
-                stop = min(start + chunk, stop_row)
-                images = sampler.generate_from_noise(stream.take(stop - start), labels[start:stop], chunk)
-                for i, (img, lab) in enumerate(zip(images, labels[start:stop], strict=True)):
-                    writer.add(
-                        img,
-                        int(lab),
-                        {
-                            "source": "synthetic",
-                            "generator_sha256": sha,
-                            "generator_file_sha256": file_sha,
-                            "seed": seed,
-                            "z_index": start + i,
-                            "truncation": truncation,
-                            **({"temperature": temperature} if temperature != 1.0 else {}),
-                            "transforms": [],
-                            "plugins": [],
-                        },
-                    )
-                if bar is not None:
-                    bar.update(stop - start)
+            bar = Progress(len(job.rows), "sampling", "img", progress, leave=True)
+            _write_rows(job, SyntheticWriter(writer, provenance), bar)
             summary["counts"] = writer.counts()
             writer.extra_files["summary.json"] = summary
     finally:
         if bar is not None:
             bar.close()
     return SampleResult(
-        out=Path(out),
-        count=stop_row - first,
+        out=Path(spec.out),
+        count=len(job.rows),
         counts=summary["counts"],
-        seed=seed,
+        seed=job.seed,
         generator_sha256=sha,
         seconds=time.perf_counter() - t0,
     )
 
 
+def sample_to_dataset(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    n_per_class: int,
+    *,
+    fmt: str = "imagefolder",
+    shard: Shard | None = None,
+    providers: Sequence[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **keywords: Any,
+) -> SampleResult:
+    """Write ``n_per_class`` synthetic images of each class (all by default) to ``out``.
+
+    ``keywords``: the other fields of :class:`~ganaug.sample_spec.SampleSpec` -- ``classes`` (names or
+    indices; a digit string that is not a class name is an index), ``truncation``, ``temperature``,
+    ``seed`` (``None``: a random one), ``batch_size``, ``device``, ``checkpoint``. ``fmt`` is
+    ``imagefolder``/``png`` or ``npz``. Each manifest record carries ``source: "synthetic"``,
+    ``generator_sha256`` (of the weights, the same for a run and its ONNX export, see
+    :func:`generator_hashes`) and ``generator_file_sha256`` (of the file sampled), ``seed``, ``z_index``
+    (row in the seed's noise stream), ``truncation``, ``transforms: []`` and ``plugins: []``, plus
+    ``temperature`` when it is not 1.0 (``None``: the generator's default, see
+    :func:`ganaug.runtime.resolve_temperature`; ``summary.json`` records the value used). The folder
+    appears only when complete (see :class:`~ganaug.dataset_writer.DatasetWriter`). ``shard`` writes only
+    that part of the job, in whole generator batches (see :mod:`ganaug.shard`).
+    """
+    from ganaug.sample_spec import SampleSpec
+
+    spec = SampleSpec(
+        source=str(source), out=str(out), n_per_class=n_per_class, format=fmt,
+        shard=None if shard is None else str(shard), **keywords,
+    )  # fmt: skip
+    return write_samples(spec, providers=providers, overwrite=overwrite, progress=progress)
+
+
 __all__ = [
+    "Provenance",
     "SampleResult",
+    "SyntheticWriter",
     "TorchSampler",
     "generator_hashes",
     "open_sampler",
     "quantize_torch",
     "sample_to_dataset",
+    "write_samples",
 ]

@@ -47,7 +47,9 @@ class OptionInfo:
     value) -> field value, raising :class:`UsageError`; ``multiple`` repeats the option and
     ``collect`` turns the tuple of converted values into the field value (default: a list).
     ``aliases``: old config-key spellings, accepted with a deprecation warning. ``cli=False``: a
-    library-only field (no option, not saved).
+    library-only field (no option, not saved). ``registry``: a name passed through to a registry
+    (the timm ``create_model`` idea): a callable giving the registered names, called only for
+    ``--help`` (the command checks the name against it, after its cheap input checks).
     """
 
     help: str = ""
@@ -64,6 +66,7 @@ class OptionInfo:
     show_default: bool = True
     aliases: tuple[str, ...] = ()
     cli: bool = True
+    registry: Callable[[], Sequence[str]] | None = None
 
 
 def option(
@@ -205,9 +208,9 @@ def generator(required: bool = True, help: str = "Generator: run dir, .safetenso
     return option(None, flags=("--generator", "-g"), path=True, required=required, help=help)
 
 
-def out_dir(required: bool = False, help: str = "Output folder.") -> Any:
+def out_dir(required: bool = False, help: str = "Output folder.", default: str | None = None) -> Any:
     """``--out/-o``: the folder a command writes to."""
-    return option(None, flags=("--out", "-o"), path=True, required=required, help=help)
+    return option(default, flags=("--out", "-o"), path=True, required=required, help=help)
 
 
 # -- config files ---------------------------------------------------------------------------------
@@ -309,6 +312,20 @@ def _default(field: dataclasses.Field) -> Any:
     return None
 
 
+class Registered(click.Option):
+    """An option whose value is a registry name; ``--help`` lists the registered names (the
+    registry is imported only then)."""
+
+    def __init__(self, *args: Any, registry: Callable[[], Sequence[str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.registry = registry
+        self.base_help = self.help or ""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"{self.base_help} Registered: {', '.join(self.registry())}."
+        return super().get_help_record(ctx)
+
+
 def _param(field: dataclasses.Field) -> Callable[[F], F]:
     info = info_of(field)
     kind = _click_type(field, info)
@@ -328,6 +345,8 @@ def _param(field: dataclasses.Field) -> Callable[[F], F]:
         kwargs["type"] = kind
     if info.metavar:
         kwargs["metavar"] = info.metavar
+    if info.registry is not None:
+        kwargs.update(cls=Registered, registry=info.registry, metavar=info.metavar or "NAME")
     return click.option(*flags, field.name, **kwargs)
 
 
@@ -407,6 +426,7 @@ __all__ = [
     "Converted",
     "Number",
     "OptionInfo",
+    "Registered",
     "check_format",
     "classifier_steps",
     "cli_fields",

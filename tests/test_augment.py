@@ -77,7 +77,10 @@ def imbalanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def check_synthetic_records(records: list[dict], sha: str, seed: int) -> None:
     synthetic = [r for r in records if r["source"] == "synthetic"]
-    assert all(r["generator_sha256"] == sha and r["seed"] == seed for r in synthetic)
+    assert all(r["generator_file_sha256"] == sha and r["seed"] == seed for r in synthetic)
+    # generator_sha256 names the weights, as `sample` records it: the same for a run and its export
+    weights = [r["generator_sha256"] for r in synthetic]
+    assert len(set(weights)) == 1 and len(weights[0]) == 64 and weights[0] != sha
     z = [r["z_index"] for r in synthetic]
     assert len(set(z)) == len(z) and all(isinstance(k, int) and k >= 0 for k in z)
 
@@ -116,7 +119,7 @@ def test_not_majority_balances_classes_and_leaves_input_alone(
     assert summary["counts"]["before"] == {"pullover": 2, "top": 30, "trouser": 4}
     assert summary["counts"]["after"] == {"pullover": 30, "top": 30, "trouser": 30}
     assert summary["strategy"] == "not majority"
-    assert summary["generator"]["sha256"] == sha256_file(onnx_gen)
+    assert summary["generator"]["file_sha256"] == sha256_file(onnx_gen)  # "sha256": the weights
     assert "plugins.strategies" in [p["name"] for p in summary["plugins"]]
     assert summary["versions"]["ganaug"] and summary["versions"]["numpy"]
     assert "wrote 90 images (54 synthetic)" in res.stdout

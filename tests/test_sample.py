@@ -8,17 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import pattern_images, run_cli
 from PIL import Image
 
+from ganaug.augment import augment_dataset
 from ganaug.checkpoint import load_generator_info, save_generator
-from ganaug.data import load_dataset
+from ganaug.data import ImageDataset, load_dataset
 from ganaug.errors import CheckpointError, UsageError
 from ganaug.export import export_generator
 from ganaug.fileio import sha256_file
 from ganaug.models import build_generator
 from ganaug.runtime import OnnxGenerator
-from ganaug.sampling import TorchSampler, open_sampler, sample_to_dataset
+from ganaug.sample_spec import SampleSpec
+from ganaug.sampling import TorchSampler, open_sampler, sample_to_dataset, write_samples
 
 CLASSES = ["shirt", "bag", "shoe"]
 
@@ -140,6 +142,30 @@ def test_sample_errors_write_nothing(tmp_path: Path, sources: dict[str, Path]) -
     sample_to_dataset(sources["onnx"], tmp_path / "empty", 0, fmt="npz")
     with np.load(tmp_path / "empty" / "data.npz") as data:
         assert data["images"].shape == (0, 28, 28, 1) and data["labels"].shape == (0,)
+
+
+def test_sample_and_augment_write_synthetic_images_through_one_path(
+    tmp_path: Path, sources: dict[str, Path]
+) -> None:
+    """``sample`` and ``augment`` records come from one Provenance: the documented key order (see
+    docs/runtime.md), augment's own keys last; ``write_samples`` (a SampleSpec) is the keyword form."""
+    opts = {"seed": 5, "truncation": 1.5, "temperature": 1.2}
+    sample_to_dataset(sources["onnx"], tmp_path / "s", 2, fmt="npz", **opts)
+    spec = SampleSpec(str(sources["onnx"]), str(tmp_path / "w"), 2, format="npz", **opts)
+    write_samples(spec)
+    for name in ("manifest.jsonl", "data.npz"):
+        assert (tmp_path / "s" / name).read_bytes() == (tmp_path / "w" / name).read_bytes()
+    x, y = pattern_images([3, 3, 3], size=28)
+    augment_dataset(ImageDataset(x, y, CLASSES), sources["onnx"], tmp_path / "a", strategy=1.0, fmt="npz",
+                    **opts)  # fmt: skip
+    head = ["path", "label", "label_index", "source", "generator_sha256"]
+    tail = ["seed", "z_index", "truncation", "temperature", "transforms", "plugins"]
+    sampled = json.loads((tmp_path / "s" / "manifest.jsonl").read_text().splitlines()[0])
+    assert list(sampled) == [*head, "generator_file_sha256", *tail]
+    augmented = [json.loads(line) for line in (tmp_path / "a" / "manifest.jsonl").read_text().splitlines()]
+    synthetic = [r for r in augmented if r["source"] == "synthetic"]
+    assert len(synthetic) == 9 and all(list(r) == [*head, "generator_file_sha256", *tail] for r in synthetic)
+    assert {(r["seed"], r["truncation"], r["temperature"]) for r in synthetic} == {(5, 1.5, 1.2)}
 
 
 def test_cli_sample(tmp_path: Path, sources: dict[str, Path]) -> None:

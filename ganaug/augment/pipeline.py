@@ -18,6 +18,7 @@ from ganaug.augment.spec import CONFIG_FILE, FILL_MODES, REAL_MODES, AugmentSpec
 from ganaug.errors import DataError, UsageError
 from ganaug.hookspecs import AugmentContext
 from ganaug.runtime import generator_indices
+from ganaug.sampling import generator_hashes
 
 #: ``context.state`` key under which a ``ganaug_accept`` implementation may publish, for the batch it
 #: just voted on, ``{reason: float array}`` -- a score per candidate (higher is better) for its vote
@@ -257,7 +258,8 @@ def summary_of(run: Run, plan: dict[str, int], capped: dict[str, int], written: 
         "real": spec.real,
         "generator": {
             "source": run.generator,
-            "sha256": sampler.generator_sha256,
+            "sha256": generator_hashes(sampler)[0],
+            "file_sha256": generator_hashes(sampler)[1],
             "classes": list(sampler.classes),
             "image_shape": list(sampler.image_shape),
         },

@@ -13,6 +13,7 @@ from ganaug.augment.pipeline import SCORES_KEY, Run
 from ganaug.errors import PluginError
 from ganaug.noise import NoiseStream
 from ganaug.progress import Progress
+from ganaug.sampling import Provenance, SyntheticWriter, generator_hashes
 
 
 class FillPool:
@@ -68,6 +69,10 @@ class SyntheticPass:
 
     def __init__(self, run: Run, writer: Any, bar: Progress) -> None:
         self.run, self.writer, self.bar = run, writer, bar
+        weights_sha, file_sha = generator_hashes(run.sampler)  # as `sample` records them
+        spec = run.spec
+        provenance = Provenance(weights_sha, int(spec.seed), spec.truncation, run.temperature, file_sha)
+        self.synthetic = SyntheticWriter(writer, provenance)
         self.has_filters = bool(run.pm.impls("ganaug_accept"))
         self.chunk = max(int(run.spec.batch_size), 1024)
         self.written: Counter[str] = Counter()
@@ -117,21 +122,8 @@ class SyntheticPass:
         image, applied, acted = run.pm.transform(
             raw, label=label, source="synthetic", rng=rng, context=run.context
         )
-        record: dict[str, Any] = {
-            "source": "synthetic",
-            "generator_sha256": run.sampler.generator_sha256,
-            "seed": int(run.spec.seed),
-            "z_index": k,
-            "transforms": applied,
-            "plugins": plugins + acted,
-        }
-        if run.spec.truncation is not None:
-            record["truncation"] = run.spec.truncation
-        if run.temperature != 1.0:
-            record["temperature"] = run.temperature
-        if soft is not None:
-            record["soft_label"] = [round(float(v), 6) for v in soft]
-        self.writer.add(image, label, {**record, **(extra or {})})
+        soft_label = {} if soft is None else {"soft_label": [round(float(v), 6) for v in soft]}
+        self.synthetic.add(image, label, k, applied, plugins + acted, **soft_label, **(extra or {}))
         self.written[run.classes[label]] += 1
         self.bar.update(1)
 

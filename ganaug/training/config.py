@@ -1,68 +1,141 @@
 """Training options: one dataclass, its documented defaults, presets and validation.
 
-The field names are the CLI's long options (``batch_size`` <-> ``--batch-size``); the run
-directory's ``config.yaml`` holds exactly these keys, so ``ganaug train --config
-runs/exp/config.yaml`` repeats a run.
+:class:`TrainConfig` is ``ganaug train``'s spec (:mod:`ganaug.specs`): each field carries its CLI
+details (help, bounds, choices), and the command's options are generated from it. The field names
+are the CLI's long options (``batch_size`` <-> ``--batch-size``); the run directory's
+``config.yaml`` holds exactly these keys, so ``ganaug train --config runs/exp/config.yaml``
+repeats a run.
+
+This module is torch-free (the registries behind ``--arch``/``--loss`` are imported when asked).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ganaug import specs
 from ganaug.errors import UsageError
-from ganaug.limits import TRAIN_LIMITS, check_betas
+from ganaug.limits import TRAIN_LIMITS, check_betas, positive
+from ganaug.specs import option
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRESETS = ("seed",)
+G_CONDS = ("concat", "cbn", "both")
+LIM = TRAIN_LIMITS
+
+
+def architectures() -> Sequence[str]:
+    """The model registry's architecture names (imports the models)."""
+    from ganaug.models import available_architectures
+
+    return available_architectures()
+
+
+def losses() -> Sequence[str]:
+    """The loss registry's names (imports the losses)."""
+    from ganaug.losses import LOSSES
+
+    return LOSSES
+
+
+def _channels(value: Any) -> int:
+    """``--channels``: 1 (grayscale) or 3 (RGB), from the command line or a config file (click
+    prefixes the option's name to the message)."""
+    if isinstance(value, bool) or str(value).strip() not in ("1", "3"):
+        raise UsageError(f"must be 1 or 3, got {value!r}")
+    return int(str(value).strip())
+
+
+def _betas(value: Any) -> tuple[float, float]:
+    """``--betas``: ``0.5,0.999`` on the command line, ``[0.5, 0.999]`` in a config file."""
+    try:
+        return check_betas(value)
+    except UsageError as exc:
+        raise UsageError(str(exc).removeprefix("--betas ")) from None
 
 
 @dataclass
 class TrainConfig:
     """Every option of ``ganaug train`` (see ``ganaug train --help`` for each one's meaning)."""
 
-    data: str | None = None
-    out: str = "runs/train"
-    labels: str | None = None
-    arch: str = "dcgan"
-    loss: str = "hinge"
-    image_size: int | None = None
-    channels: int | None = None
-    z_dim: int = 128
-    g_width: int | None = None
-    d_width: int | None = None
-    batch_size: int = 64
-    steps: int = 3000
-    d_steps: int = 1
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    diffaugment: str = "auto"
-    r1: float = 0.0
-    r1_every: int = 4
-    gp_weight: float = 10.0
-    ema_decay: float = 0.999
-    preset: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    sync_bn: bool = False
-    seed: int = 0
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    grid_columns: int = 8
-    divergence_patience: int = 20
+    data: str | None = option(None, argument=True, path=True)
+    out: str = specs.out_dir(default="runs/train", help="Run directory to create (or to resume).")
+    labels: str | None = option(
+        None, path=True, metavar="FILE", help="IDX labels file when not beside the images."
+    )
+    arch: str = option("dcgan", registry=architectures, help="Model family.")
+    loss: str = option("hinge", registry=losses, help="GAN loss.")
+    image_size: int | None = option(None, limit=LIM["image_size"], help="Resize images to this square size.")
+    channels: int | None = option(None, convert=_channels, metavar="[1|3]", help="Force grayscale or RGB.")
+    z_dim: int = option(128, limit=LIM["z_dim"], help="Latent size.")
+    g_width: int | None = option(
+        None,
+        limit=LIM["g_width"],
+        help="Generator base width (unset: 64 for dcgan, else the model default).",
+    )
+    d_width: int | None = option(None, limit=LIM["d_width"], help="Discriminator base width.")
+    batch_size: int = option(
+        64, limit=LIM["batch_size"], help="Images per training step (the global batch under torchrun)."
+    )
+    steps: int = option(3000, limit=LIM["steps"], help="Total training steps (one G update each).")
+    d_steps: int = option(1, limit=LIM["d_steps"], help="D updates per G update.")
+    lr_g: float = option(2e-4, limit=LIM["lr_g"], help="Generator learning rate.")
+    lr_d: float = option(2e-4, limit=LIM["lr_d"], help="Discriminator learning rate (TTUR: make it larger).")
+    betas: tuple[float, float] = option((0.5, 0.999), convert=_betas, metavar="B1,B2", help="Adam betas.")
+    diffaugment: str = option(
+        "auto",
+        help="DiffAugment policy: auto (translation,cutout below 20k images), none, or items of "
+        "color,translation,cutout.",
+    )
+    r1: float = option(0.0, limit=LIM["r1"], help="R1 penalty weight gamma on real images (0: off).")
+    r1_every: int = option(4, limit=LIM["r1_every"], help="Apply R1 every N steps (lazy regularisation).")
+    gp_weight: float = option(10.0, limit=LIM["gp_weight"], help="Gradient-penalty weight for wgan-gp.")
+    ema_decay: float = option(
+        0.999, limit=LIM["ema_decay"], help="EMA of G used for samples and export (0: off)."
+    )
+    preset: str | None = option(None, choices=PRESETS, help="seed: the seed article's MLP GAN.")
+    device: str = specs.device(help="auto, cpu, cuda, cuda:N or mps.")
+    precision: str = option(
+        "auto",
+        choices=PRECISIONS,
+        help="Autocast precision (auto: bf16 or fp16 on a GPU, bf16 on a CPU with bf16 support, else fp32).",
+    )
+    channels_last: bool = option(
+        True, flags=("--channels-last/--no-channels-last",), help="channels_last memory format."
+    )
+    compile: bool = option(False, help="torch.compile G and D.")
+    sync_bn: bool = option(False, help="torchrun on GPUs: SyncBatchNorm over the global batch.")
+    seed: int = specs.seed()
+    log_every: int = option(50, limit=LIM["log_every"], help="Steps between log rows (and host syncs).")
+    sample_every: int = option(500, limit=LIM["sample_every"], help="Steps between sample grids.")
+    checkpoint_every: int = option(1000, limit=LIM["checkpoint_every"], help="Steps between checkpoints.")
+    grid_columns: int = option(8, limit=LIM["grid_columns"], help="Samples per class in grids.")
+    divergence_patience: int = option(
+        20, limit=LIM["divergence_patience"], help="Log intervals of a perfect D before stopping."
+    )
     # recipe levers (issue 14; measured with benchmarks/quality_budget.py)
-    g_cond: str | None = None  # dcgan G: concat | cbn | both (None: the model's default)
-    minibatch_std: bool | None = None  # dcgan D: minibatch-stddev layer (None: the model's default)
-    mode_seeking: float = 1.0  # weight of the mode-seeking regulariser (Mao et al. 2019; 0: off)
-    lecam: float = 0.0  # weight of LeCam regularisation on D (Tseng et al. 2021)
-    time_budget: float | None = None  # stop after this many minutes of process CPU time
-    checkpoint_minutes: float | None = None  # also checkpoint every this many CPU minutes
-    snapshots: int = 4  # EMA snapshots kept in weights/snapshots/ (0: none)
+    g_cond: str | None = option(
+        None,
+        choices=G_CONDS,
+        help="dcgan: how the class enters G (concat: embedding joins z; cbn: class-conditional BatchNorm).",
+    )
+    minibatch_std: bool | None = option(
+        None, flags=("--minibatch-std/--no-minibatch-std",), help="dcgan: minibatch-stddev layer in D."
+    )
+    mode_seeking: float = option(1.0, help="Mode-seeking regulariser weight (Mao et al. 2019; 0: off).")
+    lecam: float = option(0.0, help="LeCam regularisation weight on D (0: off).")
+    time_budget: float | None = option(
+        None, limit=positive(), help="Stop after this many minutes of process CPU time."
+    )
+    checkpoint_minutes: float | None = option(
+        None, limit=positive(), help="Also checkpoint every this many CPU minutes."
+    )
+    snapshots: int = option(
+        4, help="EMA snapshots kept (scored on the training data) for --checkpoint best|STEP (0: none)."
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML-ready: tuples become lists)."""
@@ -173,7 +246,7 @@ def check_types(cfg: TrainConfig) -> None:
 
 def check_recipe(cfg: TrainConfig) -> None:
     """The recipe options of issue 14 (conditioning, regularisers, CPU budget, snapshots)."""
-    if cfg.g_cond not in (None, "concat", "cbn", "both"):
+    if cfg.g_cond not in (None, *G_CONDS):
         raise UsageError(f"--g-cond must be concat, cbn or both, got {cfg.g_cond!r}")
     if cfg.minibatch_std not in (None, True, False):
         raise UsageError(f"--minibatch-std must be true or false, got {cfg.minibatch_std!r}")
