@@ -352,28 +352,39 @@ def temperature_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_temperatures(res: dict[str, Any], path: Path) -> None:
+PANELS = [
+    ("fid", "FID (lower is better)"),
+    ("diversity_mean", "within-class diversity"),
+    ("cas_gap", "CAS gap (pts, lower is better)"),
+    ("recall", "recall"),
+]
+
+
+def plot_panels(curves: list[tuple[str, list[float], list[dict[str, Any]]]], xlabel: str, path: Path) -> None:
+    """One PNG of four panels (:data:`PANELS`), one line per ``(label, x, rows)`` curve."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    keys = [
-        ("fid", "FID"),
-        ("diversity_mean", "diversity"),
-        ("cas_gap", "CAS gap (pts)"),
-        ("recall", "recall"),
-    ]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    x = [r["temperature"] for r in res["temperatures"]]
-    for ax, (key, title) in zip(axes, keys, strict=True):
-        ax.plot(x, [100 * r[key] if key == "cas_gap" else r[key] for r in res["temperatures"]], marker="o")
-        ax.set_title(title)
-        ax.set_xlabel("sampling temperature")
+    for label, x, rows in curves:
+        for ax, (key, title) in zip(axes, PANELS, strict=True):
+            ax.plot(x, [100 * r[key] if key == "cas_gap" else r[key] for r in rows], marker="o", label=label)
+            ax.set_title(title)
+            ax.set_xlabel(xlabel)
+    for ax in axes:
         ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_temperatures(res: dict[str, Any], path: Path) -> None:
+    rows = res["temperatures"]
+    plot_panels([(res["name"], [r["temperature"] for r in rows], rows)], "sampling temperature", path)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -480,31 +491,8 @@ def markdown(results: list[dict[str, Any]], title: str) -> str:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    keys = [
-        ("fid", "FID (lower is better)"),
-        ("diversity_mean", "within-class diversity"),
-        ("cas_gap", "CAS gap (pts, lower is better)"),
-        ("recall", "recall"),
-    ]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for res in results:
-        x = [s["cpu_minutes"] for s in res["snapshots"]]
-        for ax, (key, title) in zip(axes, keys, strict=True):
-            y = [100 * s[key] if key == "cas_gap" else s[key] for s in res["snapshots"]]
-            ax.plot(x, y, marker="o", label=res["name"])
-            ax.set_title(title)
-            ax.set_xlabel("training CPU minutes")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    curves = [(r["name"], [s["cpu_minutes"] for s in r["snapshots"]], r["snapshots"]) for r in results]
+    plot_panels(curves, "training CPU minutes", path)
 
 
 def main(argv: list[str] | None = None) -> None:

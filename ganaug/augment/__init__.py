@@ -127,11 +127,6 @@ def augment_dataset(
     generator: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    fmt: str = "imagefolder",
-    plugin_options: Mapping[str, Any] | None = None,
-    plugins: Sequence[str | object] = (),
-    device: str | None = None,
-    shard: Shard | None = None,
     overwrite: bool = False,
     progress: bool = False,
     echo: Callable[[str], None] | None = None,
@@ -144,7 +139,8 @@ def augment_dataset(
 
     ``data``: a dataset path (anything :func:`ganaug.data.load_dataset` reads) or an
     :class:`~ganaug.data.ImageDataset`. ``generator``: a ``.onnx`` file, run dir or weights file.
-    ``options``: the fields of :class:`AugmentSpec` (``strategy``, ``filters``, ``real``, ``seed``,
+    ``options``: ``fmt`` (``imagefolder``/``npz``), ``device``, ``plugin_options``, ``plugins``,
+    ``shard``, the fields of :class:`AugmentSpec` (``strategy``, ``filters``, ``real``, ``seed``,
     ``truncation``, ``temperature``, ``soft_labels``, ``fill``, ``max_attempts``, ``batch_size`` ...)
     and the options plugins declare (``ganaug plugins list`` shows them; converted to their declared
     types); ``plugin_options``: ``-O KEY=VALUE`` pairs. ``plugins``: extra plugins
@@ -153,6 +149,11 @@ def augment_dataset(
     """
     from ganaug.data import ImageDataset
 
+    fmt: str = options.pop("fmt", "imagefolder")
+    plugin_options: Mapping[str, Any] | None = options.pop("plugin_options", None)
+    plugins: Sequence[str | object] = options.pop("plugins", ())
+    device: str | None = options.pop("device", None)
+    shard: Shard | None = options.pop("shard", None)
     fields = {f.name for f in dataclasses.fields(AugmentSpec)}
     core = {k: v for k, v in options.items() if k in fields}
     extra = {k: v for k, v in options.items() if k not in fields and v is not None}
