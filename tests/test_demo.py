@@ -186,7 +186,7 @@ def test_readme_demo_line_quick(tmp_path: Path) -> None:
     assert len(records) - len(synthetic) == sum(DEMO_COUNTS)
     assert 0 < len(synthetic) == sum(summary["counts"]["synthetic"].values())
     assert all(r["generator_file_sha256"] == generator.generator_sha256 for r in synthetic)  # the .onnx
-    assert all(r["generator_sha256"] == generator.metadata["weights_sha256"] for r in synthetic)  # its weights
+    assert all(r["generator_sha256"] == generator.metadata["weights_sha256"] for r in synthetic)
     demo = json.loads((out / "demo.json").read_text(encoding="utf-8"))
     assert demo["mode"] == "quick" and set(demo["seconds"]) >= {"gan", "export", "uplift", "augment"}
     eval_report = json.loads((out / "eval" / "report.json").read_text(encoding="utf-8"))
