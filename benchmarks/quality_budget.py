@@ -301,24 +301,38 @@ def temperatures(args: argparse.Namespace) -> dict[str, Any]:
     for temp in args.temperatures:
         metrics = evaluate_snapshot(path, counts, {**ctx, "temperature": temp}, cas_seeds, args.cas_steps)
         rows.append({"temperature": temp, **metrics})
-        print(
-            f"  temperature {temp:g}: FID {metrics['fid']:.2f} P {metrics['precision']:.2f} "
-            f"R {metrics['recall']:.2f} div {metrics['diversity_mean']:.2f} "
-            f"(min {metrics['diversity_min']:.2f}) label fid. {metrics['label_fidelity_mean']:.2f} "
-            f"CAS {metrics['cas_mean']:.3f} gap {metrics['cas_gap']:.3f}",
-            flush=True,
-        )
+        print(f"  temperature {temp:g}: {metrics_text(metrics)}", flush=True)
+    return result_record(
+        args,
+        counts,
+        t_all,
+        checkpoint=args.checkpoint,
+        snapshot=entry,
+        eval_per_class=ctx["eval_per_class"],
+        temperatures=rows,
+    )
+
+
+def metrics_text(m: dict[str, Any]) -> str:
+    """One log line of a snapshot's scores."""
+    return (
+        f"FID {m['fid']:.2f} P {m['precision']:.2f} R {m['recall']:.2f} div {m['diversity_mean']:.2f} "
+        f"(min {m['diversity_min']:.2f}) label fid. {m['label_fidelity_mean']:.2f} "
+        f"CAS {m['cas_mean']:.3f} gap {m['cas_gap']:.3f}"
+    )
+
+
+def result_record(args: argparse.Namespace, counts: Any, t_all: float, **fields: Any) -> dict[str, Any]:
+    """The JSON record of a ``run`` or ``temperatures`` command: its own ``fields`` between the
+    common head (name, setting, command, counts) and tail (truncation, CAS steps, time, machine)."""
     return {
         "name": args.name,
         "setting": args.setting,
         "command": "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "counts": counts,
-        "checkpoint": args.checkpoint,
-        "snapshot": entry,
+        **fields,
         "truncation": args.truncation,
-        "eval_per_class": ctx["eval_per_class"],
         "cas_steps": args.cas_steps,
-        "temperatures": rows,
         "wall_seconds": round(time.perf_counter() - t_all, 1),
         "machine": _machine(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -410,28 +424,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seeds = cas_seeds if last else cas_seeds[:1]
         metrics = evaluate_snapshot(args.work / "weights" / entry["file"], counts, ctx, seeds, args.cas_steps)
         snapshots.append({**entry, **metrics})
-        print(
-            f"  step {entry['step']:>6} cpu {entry['cpu_minutes']:6.2f} min: FID {metrics['fid']:.2f} "
-            f"P {metrics['precision']:.2f} R {metrics['recall']:.2f} "
-            f"div {metrics['diversity_mean']:.2f} (min {metrics['diversity_min']:.2f}) "
-            f"CAS {metrics['cas_mean']:.3f} gap {metrics['cas_gap']:.3f}",
-            flush=True,
-        )
-    return {
-        "name": args.name,
-        "setting": args.setting,
-        "command": "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "counts": counts,
-        "time_budget_cpu_minutes": args.time_budget,
-        "truncation": args.truncation,
-        "training": training,
-        "best_by_val_fid": index.get("best"),
-        "snapshots": snapshots,
-        "cas_steps": args.cas_steps,
-        "wall_seconds": round(time.perf_counter() - t_all, 1),
-        "machine": _machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
+        where = f"step {entry['step']:>6} cpu {entry['cpu_minutes']:6.2f} min"
+        print(f"  {where}: {metrics_text(metrics)}", flush=True)
+    return result_record(
+        args,
+        counts,
+        t_all,
+        time_budget_cpu_minutes=args.time_budget,
+        training=training,
+        best_by_val_fid=index.get("best"),
+        snapshots=snapshots,
+    )
 
 
 # -- reports ---------------------------------------------------------------------------------------

@@ -616,6 +616,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _configs(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """Every (architecture, image size, batch size) the command line asks for."""
+    return [(a, s, b) for a in args.archs for s in args.sizes for b in args.batch_sizes]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -628,10 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.lean:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
-            for arch in args.archs:
-                for size in args.sizes:
-                    for batch in args.batch_sizes:
-                        rows.append(lean_compare(args, arch, size, batch, Path(tmp)))
+            for arch, size, batch in _configs(args):
+                rows.append(lean_compare(args, arch, size, batch, Path(tmp)))
         print_lean(rows)
         if args.json:
             args.json.write_text(json.dumps({"environment": env, "lean": rows}, indent=2) + "\n")
@@ -639,10 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
-            for arch in args.archs:
-                for size in args.sizes:
-                    for batch in args.batch_sizes:
-                        rows += ablation(args, arch, size, batch, Path(tmp))
+            for arch, size, batch in _configs(args):
+                rows += ablation(args, arch, size, batch, Path(tmp))
         print_ablation(rows)
         if args.json:
             args.json.write_text(json.dumps({"environment": env, "ablation": rows}, indent=2) + "\n")

@@ -33,14 +33,9 @@ import torch.utils.data
 from ganaug.errors import UsageError
 from ganaug.hookspecs import ratio_plan
 from ganaug.noise import BLOCK_ROWS, noise_block
-from ganaug.runtime import generator_indices
+from ganaug.runtime import generator_indices, resolve_temperature
 
 _BLOCK_CACHE = 8
-
-
-def _noise_block(seed: int, block: int, z_dim: int, truncation: float | None) -> np.ndarray:
-    """Block ``block`` of the :class:`ganaug.noise.NoiseStream` for ``seed`` (rows b*BLOCK_ROWS...)."""
-    return noise_block(seed, block, z_dim, truncation)
 
 
 def _is_albumentations(transform: Any) -> bool:
@@ -59,6 +54,7 @@ class GanAugOptions:
     labels: Sequence[int] | np.ndarray | None = None
     classes: Sequence[str] | None = None
     truncation: float | None = None
+    temperature: float | None = None
     device: str = "cpu"
     return_source: bool = False
     teacher: Any | None = None
@@ -78,7 +74,9 @@ class GanAugDataset(torch.utils.data.Dataset):
     images first. ``labels``: the real labels when the dataset has no ``labels``/``targets``
     attribute (otherwise every item is read once to count them). ``classes``: the real class names
     (default: ``real_dataset.classes``, else the generator's); labels are mapped to the generator by
-    class name. ``return_source=True`` makes items ``(image, label, is_synthetic)``.
+    class name. ``truncation``/``temperature``: as for ``ganaug sample`` (``temperature`` None: the
+    generator's default, e.g. an ONNX file's ``ganaug.temperature``, else 1.0).
+    ``return_source=True`` makes items ``(image, label, is_synthetic)``.
     ``return_soft_labels=True`` appends a float32 ``[len(classes)]`` target to every item: the
     ``teacher``'s class probabilities of a synthetic image (before any transform), the one-hot
     label of a real one -- for soft cross-entropy on synthetic and hard labels on real images.
@@ -123,6 +121,7 @@ class GanAugDataset(torch.utils.data.Dataset):
         # A ganaug ImageDataset has arrays but no __getitem__; other datasets yield (image, label).
         self._real_arrays = hasattr(real_dataset, "images") and not hasattr(type(real_dataset), "__getitem__")
         self._set_plan(self._real_labels(opts.labels), opts.classes, ratio)
+        self.temperature = resolve_temperature(self.sampler, opts.temperature)  # an ONNX file's default too
 
     def _set_plan(self, real_labels: np.ndarray, classes: Sequence[str] | None, ratio: Any) -> None:
         """Classes, their mapping to the generator's, and the labels of the synthetic items."""
@@ -257,7 +256,7 @@ class GanAugDataset(torch.utils.data.Dataset):
             key = (seed, int(b))
             block = self._blocks.get(key)
             if block is None:
-                block = _noise_block(seed, int(b), z_dim, self.truncation)
+                block = noise_block(seed, int(b), z_dim, self.truncation, self.temperature)
                 self._blocks[key] = block
                 while len(self._blocks) > _BLOCK_CACHE:
                     self._blocks.popitem(last=False)

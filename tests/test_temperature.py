@@ -288,3 +288,16 @@ def test_augment_policy_file_applies_temperature_and_checkpoint(
     assert np.array_equal(
         np.load(out / "data.npz")["images"], np.load(tmp_path / "direct" / "data.npz")["images"]
     )
+
+
+def test_torch_dataset_honours_the_generator_default_temperature(gens: dict[str, Path]) -> None:
+    from ganaug.data import ImageDataset
+    from ganaug.torch_dataset import GanAugDataset
+
+    real = ImageDataset(np.zeros((6, SIZE, SIZE, 1), np.uint8), np.array([0, 1, 2] * 2), list(CLASSES))
+    hot, old = (GanAugDataset(real, gens[k], ratio=1.0, seed=3) for k in ("hot", "old"))
+    assert hot.temperature == 1.5 and old.temperature == 1.0
+    rows = np.arange(len(hot) - len(real))
+    assert np.allclose(hot.noise(rows), 1.5 * old.noise(rows))  # same stream, scaled by the default
+    cold = GanAugDataset(real, gens["hot"], ratio=1.0, seed=3, temperature=1.0)  # an explicit value wins
+    assert np.array_equal(cold.noise(rows), old.noise(rows))

@@ -251,6 +251,7 @@ def summary_of(run: Run, plan: dict[str, int], capped: dict[str, int], written: 
 
     spec, classes, sampler = run.spec, run.classes, run.sampler
     real, syn, filled = written["real"], written["synthetic"], written["filled"]
+    weights_sha, file_sha = generator_hashes(sampler)
     return {
         "input": str(run.data_path) if run.data_path is not None else run.ds.source,
         "output": str(run.out),
@@ -258,8 +259,8 @@ def summary_of(run: Run, plan: dict[str, int], capped: dict[str, int], written: 
         "real": spec.real,
         "generator": {
             "source": run.generator,
-            "sha256": generator_hashes(sampler)[0],
-            "file_sha256": generator_hashes(sampler)[1],
+            "sha256": weights_sha,
+            "file_sha256": file_sha,
             "classes": list(sampler.classes),
             "image_shape": list(sampler.image_shape),
         },
