@@ -95,6 +95,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     t.add_argument("--work", type=Path, default=None, help="GAN run dir (default runs/quality_budget/...).")
     t.add_argument("--quick", action="store_true", help="Smoke run: 50/class for FID, 1 short CAS.")
+    v = sub.add_parser(
+        "val-temperatures",
+        help="The trainer's own temperature choice (val FID on the run's training images) for existing runs.",
+    )
+    v.add_argument("runs", nargs="+", type=Path, help="GAN run directories.")
+    v.add_argument(
+        "--temperatures", type=_temperature_list, default=[0.6, 0.8, 1.0, 1.2], metavar="T1,T2,..."
+    )
+    v.add_argument("--checkpoint", default="last", help="Snapshot: last, best (lowest val FID) or a step.")
+    v.add_argument(
+        "--label", required=True, help="Output stem: OUT/quality_val_temperature_<label>.md/.json."
+    )
+    v.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     c = sub.add_parser("compare", help="One table and one curve plot from several run JSON files.")
     c.add_argument("files", nargs="+", type=Path)
     c.add_argument("--out", type=Path, required=True, help="Output stem (writes STEM.md and STEM.png).")
@@ -207,6 +220,7 @@ def evaluate_snapshot(
     """Every number of one snapshot (see the module docstring)."""
     from ganaug.demo import diversity_ratio
     from ganaug.evaluate import cas, quality_report
+    from ganaug.runtime import resolve_temperature
     from ganaug.sampling import open_sampler
 
     t0 = time.process_time()
@@ -214,7 +228,8 @@ def evaluate_snapshot(
     k = test.num_classes
     sampler = open_sampler(path)
     labels = np.repeat(np.arange(k), ctx.get("eval_per_class", EVAL_PER_CLASS))
-    trunc, temp = ctx.get("truncation"), ctx.get("temperature")
+    trunc = ctx.get("truncation")
+    temp = resolve_temperature(sampler, ctx.get("temperature"))  # None: the snapshot's trained default
     images = sampler.generate(labels, seed=SAMPLE_SEED, truncation=trunc, temperature=temp)
     q = quality_report(real_eval, (images, labels), fe, kid_subsets=20)
     div = diversity_ratio(images, labels, test, per_class=DIVERSITY_PER_CLASS)
@@ -227,6 +242,7 @@ def evaluate_snapshot(
         accs.append(res["synthetic_only"]["accuracy"])
     real = [ctx["cas_real"][s] for s in cas_seeds]
     return {
+        "temperature": temp,
         "fid": round(q["fid"], 3),
         "kid": round(q["kid"], 5),
         "precision": round(q["precision"], 4),
@@ -311,6 +327,59 @@ def temperatures(args: argparse.Namespace) -> dict[str, Any]:
         eval_per_class=ctx["eval_per_class"],
         temperatures=rows,
     )
+
+
+def val_temperatures(args: argparse.Namespace) -> dict[str, Any]:
+    """Per run: the val FID at each temperature and the choice ``ganaug train --temperatures``
+    would make (the trainer's scorer on the run's own training images; no test data)."""
+    import torch
+    import yaml
+
+    from ganaug.checkpoint import load_generator
+    from ganaug.data import load_dataset
+    from ganaug.training.snapshots import TrainScorer, choose_temperature
+
+    torch.set_num_threads(1)
+    t_all = time.perf_counter()
+    rows = []
+    for work in args.runs:
+        path, entry = _pick_snapshot(work, args.checkpoint)
+        seed = int((yaml.safe_load((work / "config.yaml").read_text()) or {}).get("seed", 0))
+        scorer = TrainScorer(load_dataset(work / "train_data.npz"), torch.device("cpu"), seed=seed)
+        generator = load_generator(path)
+        scores = {float(t): round(scorer(generator, float(t)), 3) for t in args.temperatures}
+        rows.append(
+            {"run": work.name, "step": entry["step"], "val_fid": scores, "chosen": choose_temperature(scores)}
+        )
+        print(f"  {work.name} step {entry['step']}: {scores} -> {rows[-1]['chosen']:g}", flush=True)
+    command = "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return {
+        "command": command,
+        "checkpoint": args.checkpoint,
+        "temperatures": args.temperatures,
+        "runs": rows,
+        "wall_seconds": round(time.perf_counter() - t_all, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def val_temperature_markdown(res: dict[str, Any]) -> str:
+    temps = res["temperatures"]
+    lines = [
+        "# Sampling temperature chosen on the training data",
+        "",
+        f"`{res['command']}` ({res['wall_seconds']:.0f} s wall, {res['date']}). Val FID: EMA samples vs the "
+        "run's own training images in the features of a small classifier trained on them (the score "
+        "`ganaug train --temperatures` uses; no test data). Chosen: the lowest, 1.0 unless another is "
+        "more than 5% lower.",
+        "",
+        "| run | step | " + " | ".join(f"T {t:g}" for t in temps) + " | chosen |",
+        "|---|---:|" + "---:|" * len(temps) + "---:|",
+    ]
+    for r in res["runs"]:
+        cells = " | ".join(f"{r['val_fid'][float(t)]:.2f}" for t in temps)
+        lines.append(f"| {r['run']} | {r['step']} | {cells} | {r['chosen']:g} |")
+    return "\n".join([*lines, ""])
 
 
 def metrics_text(m: dict[str, Any]) -> str:
@@ -441,8 +510,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(results: list[dict[str, Any]], all_snapshots: bool = True) -> str:
     lines = [
         "| recipe | step | CPU min | FID ↓ | KID ↓ | P | R | diversity (min) | label fid. | CAS % "
-        "| CAS gap pts ↓ | val FID |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CAS gap pts ↓ | val FID | T |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         snaps = res["snapshots"] if all_snapshots else res["snapshots"][-1:]
@@ -453,7 +522,7 @@ def table(results: list[dict[str, Any]], all_snapshots: bool = True) -> str:
                 f"| {s['kid']:.4f} | {s['precision']:.2f} | {s['recall']:.2f} "
                 f"| {s['diversity_mean']:.2f} ({s['diversity_min']:.2f}) | {s['label_fidelity_mean']:.2f} "
                 f"| {100 * s['cas_mean']:.1f}{seeds} | {100 * s['cas_gap']:.1f} "
-                f"| {s.get('val_fid', float('nan')):.1f} |"
+                f"| {s.get('val_fid', float('nan')):.1f} | {s.get('temperature', 1.0):g} |"
             )
     return "\n".join(lines)
 
@@ -509,6 +578,13 @@ def main(argv: list[str] | None = None) -> None:
         args.out.with_suffix(".md").write_text(markdown(results, title))
         plot(results, args.out.with_suffix(".png"))
         print(table(results, all_snapshots=False))
+        return
+    if args.cmd == "val-temperatures":
+        res = val_temperatures(args)
+        stem = args.out / f"quality_val_temperature_{args.label}"
+        stem.with_suffix(".json").write_text(json.dumps(res, indent=1))
+        stem.with_suffix(".md").write_text(val_temperature_markdown(res))
+        print(val_temperature_markdown(res))
         return
     if args.cmd == "temperatures":
         res = temperatures(args)

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from ganaug import __version__
 from ganaug.errors import CheckpointError, GanaugError, first_line
 from ganaug.fileio import atomic_path, sha256_file
+from ganaug.noise import check_temperature
 from ganaug.runtime import MAX_CLASSES, check_class_names
 
 GENERATOR_FORMAT = "generator-v1"
@@ -60,6 +61,8 @@ class GeneratorInfo:
     weights_sha256: str
     step: int
     prefix: str = ""
+    #: the default sampling temperature chosen at training time (``ganaug.temperature``), if any
+    temperature: float | None = None
 
 
 def state_tensors(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -86,14 +89,23 @@ def base_metadata(kind: str, classes: list[str], run_id: str, step: int) -> dict
 
 
 def save_generator(
-    path: str | Path, module: torch.nn.Module, *, classes: list[str], run_id: str, step: int
+    path: str | Path,
+    module: torch.nn.Module,
+    *,
+    classes: list[str],
+    run_id: str,
+    step: int,
+    temperature: float | None = None,
 ) -> None:
-    """Save a generator (its ``config`` attribute and state dict) as a standalone weights file."""
+    """Save a generator (its ``config`` attribute and state dict) as a standalone weights file;
+    ``temperature``, when given, is stored as its default sampling temperature."""
     config = getattr(module, "config", None)
     if not isinstance(config, dict):
         raise CheckpointError("generator has no 'config' dict; build it with ganaug.models.build_generator")
     meta = base_metadata(GENERATOR_FORMAT, classes, run_id, step)
     meta["ganaug.model"] = json.dumps(config)
+    if temperature is not None:
+        meta["ganaug.temperature"] = repr(float(check_temperature(temperature)))
     save_tensors(path, state_tensors(module), meta)
 
 
@@ -253,7 +265,20 @@ def load_generator_info(source: str | Path) -> GeneratorInfo:
         weights_sha256=sha256_file(path),
         step=int(step_text),
         prefix=prefix,
+        temperature=_temperature_meta(path, meta.get("ganaug.temperature")),
     )
+
+
+def _temperature_meta(path: Path, text: str | None) -> float | None:
+    """The ``ganaug.temperature`` of a weights file (None when absent; CheckpointError when bad)."""
+    if text is None:
+        return None
+    try:
+        return check_temperature(float(text[:32]))
+    except ValueError:
+        raise CheckpointError(
+            f"{path}: ganaug.temperature must be a number in (0, 4], got {_short(text)}"
+        ) from None
 
 
 def load_state(

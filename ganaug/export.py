@@ -208,15 +208,14 @@ class _Prepared:
     image_size: int
     channels: int
     arch: str
+    #: the temperature chosen at training time (``ganaug.temperature`` of the weights), if any
+    temperature: float | None = None
 
 
 def _check_spec(spec: ExportSpec) -> None:
     if spec.layout not in LAYOUTS:
         raise UsageError(f"unknown layout {spec.layout!r}; use one of {', '.join(LAYOUTS)}")
-    temperature = check_temperature_option(spec.temperature)
-    if temperature is None:
-        raise UsageError("temperature must be a number in (0, 4], got None")
-    spec.temperature = temperature
+    spec.temperature = check_temperature_option(spec.temperature)
     if int(spec.opset) < MIN_OPSET:
         raise UsageError(f"opset must be >= {MIN_OPSET}, got {spec.opset}")
     if not spec.parity_batches or any(int(b) < 1 for b in spec.parity_batches):
@@ -233,7 +232,10 @@ def _prepare(source: str | os.PathLike[str] | nn.Module, spec: ExportSpec) -> _P
         p.requires_grad_(False)
     wrapper = _ExportWrapper(module, spec.layout).eval()
     arch = module.config.get("arch", type(module).__name__)
-    return _Prepared(wrapper, module.config, class_names, rid, sha, z_dim, image_size, channels, arch)
+    trained_t = getattr(getattr(module, "ganaug_info", None), "temperature", None)
+    return _Prepared(
+        wrapper, module.config, class_names, rid, sha, z_dim, image_size, channels, arch, trained_t
+    )
 
 
 def _export_checked(prep: _Prepared, spec: ExportSpec) -> Any:
@@ -302,7 +304,7 @@ def _finish_proto(proto: Any, prep: _Prepared, spec: ExportSpec) -> dict[str, st
         "layout": spec.layout,
         "weights_sha256": prep.sha,
         "run_id": prep.run_id,
-        "temperature": spec.temperature,
+        "temperature": spec.temperature or prep.temperature or 1.0,
         "arch": prep.arch,
         "config": prep.config,
     }
@@ -360,9 +362,9 @@ def export_generator(
     :func:`~ganaug.checkpoint.load_generator`. Raises ExportError (and writes nothing) when a check
     fails. ``out_path`` may not be the weights file or lie in a run's ``weights/``; an existing file
     is replaced only with ``overwrite`` and only when it is an ONNX file ganaug exported (see
-    :mod:`ganaug.output_safety`). ``temperature`` (in ``(0, 4]``) is stored as
-    ``ganaug.temperature``: the latent standard deviation
-    :meth:`ganaug.runtime.OnnxGenerator.generate` samples at by default.
+    :mod:`ganaug.output_safety`). ``temperature`` (in ``(0, 4]``; default: the one chosen at training
+    time, stored in the weights, else 1.0) is stored as ``ganaug.temperature``: the latent standard
+    deviation :meth:`ganaug.runtime.OnnxGenerator.generate` samples at by default.
     """
     t0 = time.perf_counter()
     spec = (spec or ExportSpec()).with_options(**options)

@@ -39,10 +39,11 @@ class ExportSpec:
     checkpoint: str | None = option(
         None, help="With a run directory: best (lowest validation FID of its EMA snapshots), last, or a step."
     )
-    temperature: float = option(
-        1.0,
+    temperature: float | None = option(
+        None,
         limit=TEMPERATURE,
-        help="Default sampling temperature (latent std, in (0, 4]) stored as ganaug.temperature.",
+        help="Default sampling temperature (latent std, in (0, 4]) stored as ganaug.temperature "
+        "(default: the one chosen at training time, else 1.0).",
     )
     #: class names of a bare module (default: the ones saved with the weights)
     classes: list[str] | None = option(None, cli=False)

@@ -61,8 +61,9 @@ class TorchSampler(PerClassMixin):
         )
         self.generator_sha256: str = info.weights_sha256
         self.path = Path(info.weights_path)
-        #: the temperature ``generate`` uses when given none (a run or weights file has no other)
-        self.default_temperature: float = 1.0
+        #: the temperature ``generate`` uses when given none: the one chosen at training time on
+        #: the training data (``ganaug.temperature``, see ``ganaug train --temperatures``), else 1.0
+        self.default_temperature: float = info.temperature if info.temperature is not None else 1.0
 
     def __repr__(self) -> str:
         return f"TorchSampler({str(self.path)!r}, classes={len(self.classes)}, device={self.device})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -100,4 +101,22 @@ def train(ctx: click.Context, resume: bool, overwrite: bool, quiet: bool, **para
     )
     for name, path in result.files.items():
         echo(f"  {name:12s} {path}", quiet)
+    chosen = _chosen_temperature(Path(result.run_dir))
+    if chosen:
+        echo(chosen, quiet)
     echo(f"next: ganaug export {out} --out {out}/generator.onnx", quiet)
+
+
+def _chosen_temperature(run_dir: Path) -> str | None:
+    """A line on the sampling temperature the last snapshot chose, when several were scored."""
+    from ganaug.snapshots import read_index
+
+    entries = (read_index(run_dir) or {}).get("snapshots") or [{}]
+    scores = entries[-1].get("val_fid_by_temperature")
+    if not scores:
+        return None
+    listed = ", ".join(f"{t} {v:.1f}" for t, v in scores.items())
+    return (
+        f"sampling temperature {entries[-1]['temperature']:g} (the default of sample/augment/export; "
+        f"val FID on the training data by temperature: {listed})"
+    )

@@ -49,6 +49,37 @@ def _channels(value: Any) -> int:
     return int(str(value).strip())
 
 
+#: ``--temperatures`` default: sampling temperatures each EMA snapshot is scored at (val FID).
+DEFAULT_TEMPERATURES = (0.6, 0.8, 1.0, 1.2)
+
+
+def check_temperatures(value: Any) -> tuple[float, ...]:
+    """``--temperatures``: ``0.6,0.8,1.0`` on the command line, a list in a config file; 1 to 8
+    values in (0, 4], returned sorted without repeats (UsageError otherwise)."""
+    from ganaug.noise import check_temperature
+
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not 1 <= len(items) <= 8:
+        raise UsageError(f"--temperatures must be 1 to 8 numbers like 0.8,1.0, got {value!r}")
+    try:
+        numbers = {check_temperature(float(v) if isinstance(v, str) else v) for v in items}
+    except TypeError:
+        raise UsageError(f"--temperatures must be numbers like 0.8,1.0, got {value!r}") from None
+    except ValueError as exc:
+        text = (
+            str(exc) if "temperature must be" in str(exc) else f"must be numbers like 0.8,1.0, got {value!r}"
+        )
+        raise UsageError(f"--temperatures {text.removeprefix('temperature ')}") from None
+    return tuple(sorted(float(t) for t in numbers if t is not None))
+
+
+def _temperatures(value: Any) -> tuple[float, ...]:
+    try:
+        return check_temperatures(value)
+    except UsageError as exc:
+        raise UsageError(str(exc).removeprefix("--temperatures").lstrip(": ")) from None
+
+
 def _betas(value: Any) -> tuple[float, float]:
     """``--betas``: ``0.5,0.999`` on the command line, ``[0.5, 0.999]`` in a config file."""
     try:
@@ -136,11 +167,19 @@ class TrainConfig:
     snapshots: int = option(
         4, help="EMA snapshots kept (scored on the training data) for --checkpoint best|STEP (0: none)."
     )
+    temperatures: tuple[float, ...] = option(
+        DEFAULT_TEMPERATURES,
+        convert=_temperatures,
+        metavar="T1,T2,...",
+        help="Sampling temperatures each snapshot is scored at (val FID on the training data); the "
+        "best becomes the generator's default temperature (1.0: no search; needs --snapshots).",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML-ready: tuples become lists)."""
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
+        out["temperatures"] = list(self.temperatures)
         return out
 
     @classmethod
@@ -155,6 +194,8 @@ class TrainConfig:
             clean[name] = value
         if "betas" in clean and clean["betas"] is not None:
             clean["betas"] = check_betas(clean["betas"])
+        if "temperatures" in clean and clean["temperatures"] is not None:
+            clean["temperatures"] = check_temperatures(clean["temperatures"])
         return cls(**clean)
 
 
@@ -262,3 +303,4 @@ def check_recipe(cfg: TrainConfig) -> None:
     snaps = cfg.snapshots
     if isinstance(snaps, bool) or not isinstance(snaps, int) or not 0 <= snaps <= 1000:
         raise UsageError(f"--snapshots must be an integer in [0, 1000], got {cfg.snapshots!r}")
+    cfg.temperatures = check_temperatures(cfg.temperatures)

@@ -304,8 +304,27 @@ class Trainer:
         )
 
     def checkpoint(self, step: int) -> None:
-        """Write the resumable checkpoint and, with ``--snapshots``, a scored EMA snapshot."""
+        """With ``--snapshots``, a scored EMA snapshot (its best ``--temperatures`` value becomes the
+        EMA generator's default temperature); then the resumable checkpoint."""
         self.cpu_s = self._cpu_now() if hasattr(self, "_cpu_mark") else self.cpu_s
+        temperature = None
+        if self.cfg.snapshots > 0:
+            start = time.process_time()
+            entry = record_snapshot(
+                self.run_dir,
+                self.ema.module,
+                classes=self.dataset.classes,
+                run_id=self.run_id,
+                step=step,
+                cpu_s=self.cpu_s,
+                keep=self.cfg.snapshots,
+                scorer=self.scorer,
+                temperatures=self.cfg.temperatures,
+            )
+            temperature = entry.get("temperature")
+            if hasattr(self, "_cpu_mark"):  # scoring is not training: keep it out of the budget
+                mark, before = self._cpu_mark
+                self._cpu_mark = (mark + time.process_time() - start, before)
         save_checkpoint(
             self.run_dir,
             self.modules(),
@@ -316,22 +335,8 @@ class Trainer:
             extra={"diffaugment": self.diffaugment_policy, "precision": str(self.amp_dtype or "fp32")},
             extra_tensors={"lecam": self.lecam_state},
             cpu_s=self.cpu_s,
+            ema_temperature=temperature,
         )
-        if self.cfg.snapshots > 0:
-            start = time.process_time()
-            record_snapshot(
-                self.run_dir,
-                self.ema.module,
-                classes=self.dataset.classes,
-                run_id=self.run_id,
-                step=step,
-                cpu_s=self.cpu_s,
-                keep=self.cfg.snapshots,
-                scorer=self.scorer,
-            )
-            if hasattr(self, "_cpu_mark"):  # scoring is not training: keep it out of the budget
-                mark, before = self._cpu_mark
-                self._cpu_mark = (mark + time.process_time() - start, before)
 
     # ----------------------------------------------------------------- signals
     def _on_signal(self, signum: int, _frame: Any) -> None:

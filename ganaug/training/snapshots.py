@@ -4,12 +4,17 @@ At every checkpoint the trainer writes ``weights/snapshots/ema_step_NNNNNN.safet
 file, like ``weights/ema.safetensors``) and records it in ``weights/snapshots.json``::
 
     {"metric": "val_fid", "best": 3000, "snapshots": [{"step": 1000, "cpu_minutes": 2.5,
-     "file": "snapshots/ema_step_001000.safetensors", "val_fid": 12.3}, ...]}
+     "file": "snapshots/ema_step_001000.safetensors", "val_fid": 12.3, "temperature": 0.8,
+     "val_fid_by_temperature": {"0.6": 14.0, "0.8": 12.3, "1.0": 19.1, "1.2": 33.0}}, ...]}
 
 ``val_fid`` is the Fréchet distance, in the feature space of a small classifier trained on the run's
 own training images, between EMA samples (the training labels, fixed noise) and those same training
-images -- computed from the training data only, never from a test split. At most ``keep`` snapshots
-stay on disk: the best one and the newest others. :func:`ganaug.snapshots.select_weights` picks one.
+images -- computed from the training data only, never from a test split. Each snapshot is scored at
+every sampling temperature of ``--temperatures`` (latents ``t * z``); the best one becomes the
+snapshot's ``temperature`` (stored in its weights file as ``ganaug.temperature``, the default of
+``sample``/``augment``/``export``) and its score the snapshot's ``val_fid``. At most ``keep``
+snapshots stay on disk: the best one and the newest others. :func:`ganaug.snapshots.select_weights`
+picks one.
 """
 
 from __future__ import annotations
@@ -70,10 +75,11 @@ class TrainScorer:
         assert self._real_feats is not None
         return self._classifier, self._real_feats
 
-    def __call__(self, generator: torch.nn.Module) -> float:
-        """FID (classifier features) of ``generator``'s samples against the training images."""
+    def __call__(self, generator: torch.nn.Module, temperature: float = 1.0) -> float:
+        """FID (classifier features) of ``generator``'s samples at ``temperature`` against the
+        training images."""
         classifier, real = self._features()
-        z = NoiseStream(VAL_SEED, generator.z_dim).take(len(self.labels))
+        z = NoiseStream(VAL_SEED, generator.z_dim, temperature=temperature).take(len(self.labels))
         was_training = generator.training
         generator.eval()
         images = []
@@ -103,6 +109,32 @@ def _prune(entries: list[dict[str, Any]], keep: int) -> tuple[list[dict[str, Any
     return kept, [e for e in entries if all(e is not k for k in kept)]
 
 
+#: another temperature replaces 1.0 only when it lowers val FID by more than this fraction
+TEMPERATURE_MARGIN = 0.05
+
+
+def choose_temperature(scores: dict[float, float]) -> float:
+    """The temperature with the lowest val FID (``scores``: temperature -> val FID); 1.0, when
+    scored, unless another is more than :data:`TEMPERATURE_MARGIN` better."""
+    best = min(scores, key=lambda t: (scores[t], abs(t - 1.0)))
+    if 1.0 in scores and scores[best] > (1.0 - TEMPERATURE_MARGIN) * scores[1.0]:
+        return 1.0
+    return best
+
+
+def score_temperatures(
+    scorer: TrainScorer, generator: torch.nn.Module, temperatures: tuple[float, ...]
+) -> dict[str, Any]:
+    """``val_fid`` of ``generator`` at each temperature: ``{"temperature": best, "val_fid": its
+    score, "val_fid_by_temperature": {"0.8": ..., ...}}`` (see :func:`choose_temperature`)."""
+    scores = {float(t): round(scorer(generator, float(t)), 4) for t in temperatures}
+    best = choose_temperature(scores)
+    entry: dict[str, Any] = {"val_fid": scores[best], "temperature": best}
+    if len(scores) > 1:
+        entry["val_fid_by_temperature"] = {f"{t:g}": v for t, v in scores.items()}
+    return entry
+
+
 def record_snapshot(
     run_dir: Path,
     ema: torch.nn.Module,
@@ -113,11 +145,12 @@ def record_snapshot(
     cpu_s: float,
     keep: int,
     scorer: TrainScorer | None,
+    temperatures: tuple[float, ...] = (1.0,),
 ) -> dict[str, Any]:
-    """Write the EMA snapshot of ``step``, score it, update ``snapshots.json`` and prune old files."""
+    """Score the EMA generator of ``step`` at ``temperatures``, write it as a snapshot with the best
+    temperature as its default, update ``snapshots.json`` and prune old files."""
     weights = Path(run_dir) / "weights"
     rel = f"{SNAPSHOT_DIR}/ema_step_{step:06d}.safetensors"
-    save_generator(weights / rel, ema, classes=classes, run_id=run_id, step=step)
     entry: dict[str, Any] = {
         "step": int(step),
         "cpu_minutes": round(cpu_s / 60.0, 3),
@@ -125,7 +158,10 @@ def record_snapshot(
         "run_id": run_id,
     }
     if scorer is not None:
-        entry["val_fid"] = round(scorer(ema), 4)
+        entry |= score_temperatures(scorer, ema, temperatures)
+    save_generator(
+        weights / rel, ema, classes=classes, run_id=run_id, step=step, temperature=entry.get("temperature")
+    )
     index = read_index(run_dir) or {}
     # earlier snapshots of this run only (a resumed run rewinds to its checkpoint's step)
     earlier = [e for e in index.get("snapshots", []) if e["step"] < step and e.get("run_id") == run_id]

@@ -108,8 +108,10 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     extra_tensors: dict[str, torch.Tensor] | None = None,
     cpu_s: float | None = None,
+    ema_temperature: float | None = None,
 ) -> None:
-    """Write ``last.safetensors`` (everything to resume), then ``ema.safetensors`` and ``state.json``.
+    """Write ``last.safetensors`` (everything to resume), then ``ema.safetensors`` (with
+    ``ema_temperature`` as its default sampling temperature) and ``state.json``.
 
     ``extra_tensors`` (names without a ``G.``/``D.``/``E.``/``OG.``/``OD.``/``rng.`` prefix) are stored
     as they are; ``cpu_s`` (training CPU seconds so far) goes into the metadata as ``ganaug.cpu_s``.
@@ -137,7 +139,14 @@ def save_checkpoint(
     if cpu_s is not None:
         meta["ganaug.cpu_s"] = repr(float(cpu_s))
     save_tensors(weights / "last.safetensors", tensors, meta)
-    save_generator(weights / "ema.safetensors", ema, classes=classes, run_id=run_id, step=step)
+    save_generator(
+        weights / "ema.safetensors",
+        ema,
+        classes=classes,
+        run_id=run_id,
+        step=step,
+        temperature=ema_temperature,
+    )
     atomic_write_json(
         weights / "state.json",
         {
