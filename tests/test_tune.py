@@ -10,8 +10,9 @@ import pytest
 from conftest import export_random_generator, pattern_images
 from conftest import run_cli_one_thread as run_cli
 
-from ganaug.data import ImageDataset
+from ganaug.data import ImageDataset, load_dataset
 from ganaug.errors import UsageError
+from ganaug.eval.common import draw_subset
 from ganaug.evaluate import MixPolicy, uplift
 from ganaug.tune import (
     augment_options,
@@ -128,8 +129,8 @@ def test_tuning_never_touches_the_test_split(files, tmp_path):
     out = tmp_path / "t"
     with pytest.raises(AssertionError, match="test split was touched"):
         uplift(ImageDataset(x, y, CLASSES), test, per_class_n=6, seeds=2, out_dir=out,
-               generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
-               classifier_batch_size=8, quality=False)  # fmt: skip
+               generator=files["generator"], tune_generator=files["generator"], tune=True,
+               tune_grid=grid, classifier_steps=6, classifier_batch_size=8, quality=False)  # fmt: skip
     # every seed was tuned and the choice written before the test split was first used
     for seed in (0, 1):
         tuned = json.loads((out / f"seed_{seed}" / "tune.json").read_text())
@@ -143,7 +144,8 @@ def test_eval_uplift_tune_cli(files, tmp_path):
     common = ["eval", "uplift", str(files["train"]), "--per-class", "6", "--seeds", "1", "-g",
               str(files["generator"]), "--classifier-steps", "6", "--classifier-batch-size", "8",
               "--no-quality", "--out", str(out), "-q"]  # fmt: skip
-    proc = run_cli(*common, "--tune", "--policy", "name=gan,strategy=1")
+    tuning = ["--tune-generator", str(files["generator"])]
+    proc = run_cli(*common, "--tune", *tuning, "--policy", "name=gan,strategy=1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("recommendation: ")
     report = json.loads((out / "report.json").read_text())
@@ -153,3 +155,25 @@ def test_eval_uplift_tune_cli(files, tmp_path):
     assert policy.name == "tuned" and (policy.uses_gan() == (report["tune"]["choice"] == "gan"))
     missing = run_cli(*common)
     assert missing.returncode == 2 and "--test" in missing.stderr
+    alone = run_cli(*common, *tuning, "--test", str(files["train"]))
+    assert alone.returncode == 2 and "--tune-generator needs --tune" in alone.stderr
+
+
+def test_the_tuning_generator_never_sees_the_validation_images(files, tmp_path):
+    """Without --tune-generator, each seed's tuning GAN is trained on the train part only, even when
+    --generator (which saw the whole subset) is given for the test phase."""
+    x, y = files["arrays"]
+    out = tmp_path / "leak"
+    gan = {"arch": "mlp", "steps": 2, "batch_size": 4, "g_width": 8, "d_width": 8, "z_dim": 8, "snapshots": 0}
+    uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=1, out_dir=out,
+           generator=files["generator"], gan_options=gan, tune=True,
+           tune_grid=[MixPolicy(name="gan", strategy=1.0)], classifier_steps=6,
+           classifier_batch_size=8, quality=False)  # fmt: skip
+    tuned = json.loads((out / "seed_0" / "tune.json").read_text())
+    assert tuned["gan"]["trained"] and tuned["gan"]["source"].endswith("tune/gan")
+    seen = load_dataset(out / "seed_0" / "tune" / "gan" / "train_data.npz")
+    assert len(seen) == tuned["n_train"] == 18 - tuned["n_validation"]
+    drawn = draw_subset(ImageDataset(x, y, CLASSES), [6, 6, 6], 0)
+    _tr, val = stratified_split(drawn.labels, 0.2, 0)
+    val_images = {drawn.images[i].tobytes() for i in val}
+    assert not val_images & {img.tobytes() for img in seen.images}

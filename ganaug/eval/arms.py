@@ -304,16 +304,20 @@ def seed_generator(
     seed_dir: Path,
     progress: bool,
     say: Callable[[str], None],
+    given: str | bool | None = True,
+    what: str = "the GAN",
 ) -> tuple[Path, dict[str, Any]]:
-    """The seed's generator: trained on exactly ``subset``, or the given one."""
+    """The seed's generator: ``given`` (a path, ``{seed}`` filled in; ``True``: ``cfg.generator``),
+    else one trained on exactly ``subset`` into ``seed_dir/gan``."""
     t0 = time.perf_counter()
-    if cfg.generator is not None:
-        gen_path = Path(cfg.generator.replace("{seed}", str(seed)))
+    given = cfg.generator if given is True else given
+    if isinstance(given, str):
+        gen_path = Path(given.replace("{seed}", str(seed)))
         info: dict[str, Any] = {"source": str(gen_path), "trained": False}
     else:
         from ganaug.training import train
 
-        say(f"seed {seed}: training the GAN on {len(subset)} real images")
+        say(f"seed {seed}: training {what} on {len(subset)} real images")
         opts = {"seed": seed, **cfg.gan_options}
         run = train(
             None,

@@ -226,6 +226,13 @@ class UpliftSpec:
         help="Validation share of each seed's subset with --tune.",
     )
     tune_test_all: bool = option(False, show_default=False, help="With --tune, also test every candidate.")
+    tune_generator: str | None = option(
+        None,
+        path=True,
+        help="With --tune: generator(s) trained on the train part of each seed's split only ({seed} as "
+        "for --generator; 'ganaug eval uplift --tune' writes them to OUT/seed_N/tune/gan). Default: "
+        "train one per seed; a --generator that saw the validation images is not used for tuning.",
+    )
     threads: int | None = option(
         None,
         limit=Limit(int, 1, 1024),
@@ -364,6 +371,7 @@ class UpliftConfig:
     tune_fraction: float = 0.2
     tune_grid: list[MixPolicy] = dataclasses.field(default_factory=list)
     tune_test_all: bool = False
+    tune_generator: str | None = None
     threads: int | None = None
 
 

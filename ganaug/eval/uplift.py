@@ -93,7 +93,7 @@ def _with_fields(spec: UpliftSpec | None, fields: dict[str, Any]) -> UpliftSpec:
     unknown = sorted(set(values) - names)
     if unknown:
         raise TypeError(f"uplift() got unexpected keyword argument(s) {', '.join(unknown)}")
-    for key in ("out", "generator", "teacher"):
+    for key in ("out", "generator", "teacher", "tune_generator"):
         if values.get(key) is not None:
             values[key] = str(values[key])
     if values.get("policies") is None and "policies" in values:
@@ -114,13 +114,20 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
     names = [p.name for p in policies]
     if len(set(names)) != len(names):
         raise UsageError(f"policy names must be unique, got {names}")
-    for path, what in ((spec.generator, "--generator"), (spec.teacher, "--teacher")):
+    if spec.tune_generator is not None and not spec.tune:
+        raise UsageError("--tune-generator needs --tune")
+    checks = (
+        (spec.generator, "--generator"),
+        (spec.teacher, "--teacher"),
+        (spec.tune_generator, "--tune-generator"),
+    )
+    for path, what in checks:
         if path is not None:
             for seed in seed_list:  # "{seed}": one file per seed (e.g. an earlier run's GANs)
                 candidate = Path(str(path).replace("{seed}", str(seed)))
                 if not candidate.exists():
                     raise UsageError(f"{what} not found: {candidate}")
-                if what == "--generator":  # a policy's checkpoint needs a run dir: say so before any work
+                if what != "--teacher":  # a policy's checkpoint needs a run dir: say so before any work
                     for policy in [*policies, *(spec.tune_grid or [])]:
                         policy.generator_for(candidate)
     counts = per_class_counts(spec.per_class_n, spec.imbalance, len(train_ds.classes))
@@ -145,6 +152,7 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
         tune_fraction=spec.tune_fraction,
         tune_grid=list(spec.tune_grid) if spec.tune_grid is not None else [],
         tune_test_all=spec.tune_test_all,
+        tune_generator=spec.tune_generator,
         threads=spec.threads,
     )
 
@@ -286,7 +294,7 @@ def _uplift_body(
     generators: dict[int, tuple[Path, dict[str, Any]]] = {}
     tuned = None
     if cfg.tune:
-        tuned = tune_policies(train_ds, cfg, out, generators, progress, say, complain)
+        tuned = tune_policies(train_ds, cfg, out, progress, say, complain)
         cfg.policies = policies_to_test(cfg, tuned)
     report: dict[str, Any] = {
         "kind": "ganaug.uplift",

@@ -29,7 +29,6 @@ def tune_policies(
     train_ds: Any,
     cfg: UpliftConfig,
     out: Path,
-    generators: dict[int, tuple[Path, dict[str, Any]]],
     progress: bool,
     say: Callable[[str], None],
     complain: Callable[[str], None],
@@ -46,11 +45,7 @@ def tune_policies(
         seed_dir = out / f"seed_{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         subset = draw_subset(train_ds, cfg.counts, seed)
-        if seed not in generators:
-            generators[seed] = seed_generator(seed, subset, cfg, seed_dir, progress, say)
-        val_scores = tune_seed(
-            seed, subset, candidates, cfg, generators[seed][0], seed_dir / "tune", progress, say, complain
-        )
+        val_scores = tune_seed(seed, subset, candidates, cfg, seed_dir / "tune", progress, say, complain)
         atomic_write_json(seed_dir / "tune.json", val_scores)
         for name, res in val_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
@@ -75,15 +70,16 @@ def tune_seed(
     subset: Any,
     candidates: Sequence[MixPolicy],
     cfg: UpliftConfig,
-    gen_path: Path,
     work: Path,
     progress: bool = False,
     say: Callable[[str], None] = lambda _m: None,
     complain: Callable[[str], None] = lambda _m: None,
 ) -> dict[str, Any]:
     """Validation scores of the real-only arm and every candidate for one seed: the subset is split
-    (:func:`ganaug.eval.tune.stratified_split`), every classifier -- filter and teacher included --
-    trains on the train part and is scored on the validation part."""
+    (:func:`ganaug.eval.tune.stratified_split`); the generator (``cfg.tune_generator``, else one
+    trained here on the train part into ``work/gan``) and every classifier -- filter and teacher
+    included -- see the train part only, and are scored on the validation part. A generator that
+    saw the validation images would make GAN samples look better there than they are."""
     from ganaug.eval.tune import stratified_split
 
     classes = list(subset.classes)
@@ -92,6 +88,9 @@ def tune_seed(
     work.mkdir(parents=True, exist_ok=True)
     say(
         f"seed {seed}: tuning on {len(tr)} train / {len(val)} validation images, {len(candidates)} candidates"
+    )
+    gen_path, gan_info = seed_generator(
+        seed, tr, cfg, work, progress, say, given=cfg.tune_generator, what="the tuning GAN (train part only)"
     )
     real_clf = real_classifier(seed, tr, classes, cfg, progress, "tune: real only")
     filter_path = real_clf.save(work / "real_classifier.safetensors")
@@ -108,6 +107,7 @@ def tune_seed(
         "seed": seed,
         "n_train": len(tr),
         "n_validation": len(val),
+        "gan": gan_info,
         "arms": {"real": score(real_clf), **arms},
         "controls": controls,
     }
