@@ -2,7 +2,7 @@
 
 ``ganaug eval uplift --tune`` without ``--test`` chooses a mixing policy on validation splits of the
 real subsets only. This script puts that choice next to the *test* accuracy of the same arms, taken
-from uplift runs that used the same generators, seeds and classifier settings (``report.json`` of
+from uplift runs that used the same seeds and classifier settings (``report.json`` of
 ``ganaug eval uplift`` or the JSON of ``benchmarks/uplift.py``), and reports:
 
 - per seed: the arm validation ranks first and the arm test ranks first (among the arms both have);
@@ -119,8 +119,9 @@ def markdown(res: dict[str, Any], command: str) -> str:
         f"`{command}`",
         "",
         f"Validation: {what} on each seed's validation split of the real subset (test never seen). "
-        f"Test: the same arms' {what} on the test split, from uplift runs with the same generators, "
-        "seeds and classifier settings.",
+        f"Test: the same arms' {what} on the test split, from uplift runs with the same seeds and "
+        "classifier settings (their generators were trained on the whole subset; the tuning "
+        "generator is the tune report's).",
         "",
         "| arm | validation % (mean) | test % (mean) | no GAN |",
         "|---|---:|---:|:---:|",
