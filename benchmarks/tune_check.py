@@ -34,7 +34,17 @@ sys.path.insert(0, str(REPO))
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tune", type=Path, required=True, help="report.json of eval uplift --tune (no test).")
+    p.add_argument(
+        "--tune",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="report.json of eval uplift --tune (no test), or the seed_N/tune.json files of one or more "
+        "such runs (then --config: the runs' config.yaml, for the policies).",
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="config.yaml of the tune run(s), with --tune *.json."
+    )
     p.add_argument("--test", type=Path, nargs="+", required=True, help="Uplift JSON files with test results.")
     p.add_argument(
         "--no-gan", default="oversample,balanced-softmax", help="More no-GAN arm names (comma list)."
@@ -151,10 +161,32 @@ def markdown(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
+    """The ``tune`` summary of seeds tuned in separate runs (their ``seed_N/tune.json``), chosen by
+    ganaug's own rule (:func:`ganaug.eval.tune.choose_policy`) over all of them."""
+    import yaml
+
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.tune import choose_policy, tune_summary
+
+    if config is None:
+        raise SystemExit("--config is needed with per-seed tune.json files")
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    policies = {d["name"]: MixPolicy(**d) for d in cfg.get("policies") or []}
+    metric = "balanced_accuracy" if cfg.get("imbalance") else "accuracy"
+    scores: dict[str, list[float]] = {}
+    for path in sorted(paths, key=lambda p: json.loads(p.read_text(encoding="utf-8"))["seed"]):
+        seed_scores = json.loads(path.read_text(encoding="utf-8"))
+        for name, res in seed_scores["arms"].items():
+            scores.setdefault(name, []).append(100.0 * res[metric])
+        policies.update({ctl: policies[arm].control() for arm, ctl in seed_scores["controls"].items()})
+    return tune_summary(choose_policy(scores, policies, metric), scores)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    report = json.loads(args.tune.read_text(encoding="utf-8"))
-    tune = report["tune"]
+    first = json.loads(args.tune[0].read_text(encoding="utf-8"))
+    tune = first["tune"] if "tune" in first else tune_from_seeds(args.tune, args.config)
     test = test_values(args.test, tune["metric"])
     res = check(tune, test, {n.strip() for n in args.no_gan.split(",") if n.strip()})
     command = "python benchmarks/tune_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
