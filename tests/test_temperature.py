@@ -244,7 +244,8 @@ def test_tune_runs_a_temperature_candidate_and_shares_identical_controls(
     ]
     out = tmp_path / "tune"
     uplift(ImageDataset(x, y, CLASSES), None, per_class_n=8, seeds=1, out_dir=out, generator=gens["onnx"],
-           tune=True, tune_grid=grid, classifier_steps=4, classifier_batch_size=8, quality=False)  # fmt: skip
+           tune_generator=gens["onnx"], tune=True, tune_grid=grid, classifier_steps=4,
+           classifier_batch_size=8, quality=False)  # fmt: skip
     tuned = json.loads((out / "seed_0" / "tune.json").read_text())
     assert tuned["controls"] == {"soft": "soft-control", "soft-t12": "soft-control"}
     assert set(tuned["arms"]) == {"real", "soft", "soft-t12", "soft-control"}
