@@ -150,7 +150,8 @@ def markdown(res: dict[str, Any], command: str) -> str:
     d = res["choice_minus_best_no_gan"]
     lines += [
         "",
-        f"Choice (best mean on validation): `{res['choice']}`; best arm on test: `{res['best_test_arm']}`; "
+        f"Choice (ganaug's rule on validation): `{res['choice']}`; "
+        f"best arm on test: `{res['best_test_arm']}`; "
         f"best no-GAN arm on test: `{res['best_no_gan_test_arm']}`. Per seed, the validation winner was "
         f"the test winner in {res['matches']} of {len(res['seeds'])} seeds. The choice minus the best "
         f"no-GAN arm on test: {d['mean']:+.2f} points (95% CI {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f}).",
