@@ -304,14 +304,13 @@ def seed_generator(
     seed_dir: Path,
     progress: bool,
     say: Callable[[str], None],
-    given: str | bool | None = True,
+    given: str | None,
     what: str = "the GAN",
 ) -> tuple[Path, dict[str, Any]]:
-    """The seed's generator: ``given`` (a path, ``{seed}`` filled in; ``True``: ``cfg.generator``),
-    else one trained on exactly ``subset`` into ``seed_dir/gan``."""
+    """The seed's generator: ``given`` (a path, ``{seed}`` filled in), else one trained on exactly
+    ``subset`` into ``seed_dir/gan``."""
     t0 = time.perf_counter()
-    given = cfg.generator if given is True else given
-    if isinstance(given, str):
+    if given is not None:
         gen_path = Path(given.replace("{seed}", str(seed)))
         info: dict[str, Any] = {"source": str(gen_path), "trained": False}
     else:

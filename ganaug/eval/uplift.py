@@ -381,7 +381,7 @@ def _run_seed(
     result: dict[str, Any] = {"seed": seed, "n_real": len(subset), "arms": {}}
     generators = {} if generators is None else generators
     if seed not in generators:
-        generators[seed] = seed_generator(seed, subset, cfg, seed_dir, progress, say)
+        generators[seed] = seed_generator(seed, subset, cfg, seed_dir, progress, say, cfg.generator)
     gen_path, result["gan"] = generators[seed]
 
     # arm (a): the real subset with classical augmentation
