@@ -211,6 +211,7 @@ def _header_section(report: dict[str, Any]) -> list[str]:
         "# ganaug uplift report",
         "",
         *([f"Command: `{report['command']}`", ""] if report.get("command") else []),
+        *_merged_from_lines(report),
         f"Training data: `{report.get('data', '')}`; test data: `{report.get('test', '')}`.",
         f"Real images per class: {counts[0] if same else '/'.join(map(str, counts))}; "
         f"seeds: {', '.join(map(str, s['seeds']))}; classifier: {s['classifier_steps']} steps, batch "
@@ -224,6 +225,19 @@ def _header_section(report: dict[str, Any]) -> list[str]:
         )
         + ".",
     ]
+
+
+def _merged_from_lines(report: dict[str, Any]) -> list[str]:
+    """For ``eval merge``: which report gave which seeds, and the command that made it."""
+    parts = report.get("merged_from") or []
+    if not parts:
+        return []
+    lines = ["Merged from:", ""]
+    for part in parts:
+        seeds = ", ".join(map(str, part["seeds"]))
+        made = f" (`{part['command']}`)" if part.get("command") else ""
+        lines.append(f"- `{part['report']}`: seed{'s' if len(part['seeds']) > 1 else ''} {seeds}{made}")
+    return [*lines, ""]
 
 
 def _accuracy_section(report: dict[str, Any]) -> list[str]:

@@ -1,4 +1,5 @@
-"""``ganaug eval``: does augmentation help? ``uplift``, ``quality`` and ``cas``.
+"""``ganaug eval``: does augmentation help? ``uplift`` (and ``merge`` of its per-seed parts),
+``quality`` and ``cas``.
 
 Each command is "load spec, call library, print": the options come from the specs in
 :mod:`ganaug.eval.spec` (:func:`ganaug.specs.click_options`), the work from :mod:`ganaug.eval`.
@@ -105,6 +106,41 @@ def summary_lines(report: dict[str, Any]) -> str:
     if report.get("recommendation"):
         rows.append(f"recommendation: {report['recommendation']}")
     return "\n".join(rows)
+
+
+@eval_group.command("merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the merged report.json, report.md and plot (not inside any merged report's folder).",
+)
+@json_option
+@quiet_option
+def merge_cmd(reports: tuple[Path, ...], out: Path, as_json: bool, quiet: bool) -> None:
+    """Merge uplift reports of the same experiment run on different seeds into one report.
+
+    Run the seeds of one experiment as separate processes or on separate machines, then merge: the
+    summary and the paired 95% intervals are recomputed over all seeds. REPORTS are eval uplift
+    --out folders (or their report.json); every setting but the seeds (and threads and device)
+    must match, and no seed may appear twice.
+
+    \b
+    Example:
+      ganaug eval uplift --config x.yaml --seed 0 --seeds 1 --out eval/s0   # machine 1
+      ganaug eval uplift --config x.yaml --seed 1 --seeds 1 --out eval/s1   # machine 2
+      ganaug eval merge eval/s0 eval/s1 --out eval/merged
+    """
+    from ganaug.eval.merge import run_merge
+
+    report = run_merge(list(reports), out, command="ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(summary_lines(report))
+    echo(f"report: {out / 'report.md'}", quiet)
 
 
 @eval_group.command("quality")

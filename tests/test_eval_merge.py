@@ -1,0 +1,103 @@
+"""``ganaug eval merge``: seeds run apart give the same report as one run over all of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import pattern_images, tree_digest
+from conftest import run_cli_one_thread as run_cli
+
+from ganaug.data import ImageDataset
+from ganaug.errors import UsageError
+from ganaug.eval.merge import merge_uplift_reports
+from ganaug.evaluate import MixPolicy, uplift
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CLASSES = ["c0", "c1", "c2"]
+POLICIES = [
+    MixPolicy(name="gan", strategy=1.0),
+    MixPolicy(name="soft", strategy=1.0, soft_labels=True),  # brings a distillation control arm
+]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """One uplift run over seeds 0 and 1, and the same experiment run as two one-seed parts."""
+    from ganaug.training import train
+
+    root = tmp_path_factory.mktemp("merge")
+    x, y = pattern_images([12, 12, 12], size=16, seed=0)
+    xt, yt = pattern_images([10, 10, 10], size=16, seed=1)
+    train_set, test_set = ImageDataset(x, y, CLASSES), ImageDataset(xt, yt, CLASSES)
+
+    gen = train(
+        None,
+        root / "gan",
+        dataset=train_set,
+        arch="mlp",
+        steps=4,
+        batch_size=8,
+        g_width=8,
+        d_width=8,
+        z_dim=8,
+        precision="fp32",
+        quiet=True,
+        progress=False,
+    ).run_dir
+
+    def run(name: str, seeds: list[int], steps: int = 10) -> dict:
+        return uplift(
+            train_set, test_set, per_class_n=6, seeds=seeds, generator=str(gen), policies=POLICIES,
+            classifier_steps=steps, quality=False, out_dir=root / name, plots=False,
+        )  # fmt: skip
+
+    return {
+        "root": root,
+        "whole": run("whole", [0, 1]),
+        "s0": root / "s0",
+        "s1": root / "s1",
+        "reports": (run("s0", [0]), run("s1", [1]), run("s1-longer", [1], steps=12)),
+    }
+
+
+def test_merged_parts_equal_one_run_over_all_seeds(parts):
+    merged = merge_uplift_reports([parts["s1"], parts["s0"]])  # order of the parts does not matter
+    whole = parts["whole"]
+    assert merged["settings"]["seeds"] == [0, 1] and [s["seed"] for s in merged["seeds"]] == [0, 1]
+    assert merged["arms"] == whole["arms"] == ["real", "gan", "soft", "soft-control"]
+    assert merged["summary"] == whole["summary"]
+    assert merged["paired"] == whole["paired"]
+    assert merged["controls"] == whole["controls"] == {"soft": "soft-control"}
+    assert merged["paired_control"] == whole["paired_control"]
+    assert merged["paired"]["gan"]["accuracy"]["ci95"] is not None  # two seeds: an interval again
+    assert [p["seeds"] for p in merged["merged_from"]] == [[1], [0]]
+
+
+def test_eval_merge_cli_writes_the_report(parts, tmp_path):
+    out = tmp_path / "merged"
+    r = run_cli("eval", "merge", str(parts["s0"]), str(parts["s1"] / "report.json"), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "GAN contribution: soft - soft-control" in r.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"] == parts["whole"]["summary"]
+    assert report["command"].startswith("ganaug eval merge")
+    md = (out / "report.md").read_text()
+    assert "Merged from:" in md and "seeds: 0, 1" in md
+    assert (out / "per_class_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_merge_refuses_other_experiments_repeated_seeds_and_unsafe_out(parts, tmp_path):
+    with pytest.raises(UsageError, match=r"settings differ: classifier_steps"):
+        merge_uplift_reports([parts["s0"], parts["root"] / "s1-longer"])
+    with pytest.raises(UsageError, match=r"seed 0 is in both"):
+        merge_uplift_reports([parts["s0"], parts["root"] / "whole"])
+    with pytest.raises(UsageError, match=r"no uplift report here"):
+        merge_uplift_reports([parts["s0"], tmp_path])
+    before = tree_digest(parts["s0"])
+    inside = run_cli("eval", "merge", str(parts["s0"]), str(parts["s1"]), "--out", str(parts["s0"] / "m"))
+    assert inside.returncode == 2 and inside.stderr.count("error:") == 1 and "inside" in inside.stderr
+    same = run_cli("eval", "merge", str(parts["s0"]), str(parts["s1"]), "--out", str(parts["s0"]))
+    assert same.returncode == 2 and "choose another --out" in same.stderr
+    assert tree_digest(parts["s0"]) == before
