@@ -337,7 +337,7 @@ def val_temperatures(args: argparse.Namespace) -> dict[str, Any]:
 
     from ganaug.checkpoint import load_generator
     from ganaug.data import load_dataset
-    from ganaug.training.snapshots import TrainScorer, choose_temperature
+    from ganaug.training.snapshots import TrainScorer, score_temperatures
 
     torch.set_num_threads(1)
     t_all = time.perf_counter()
@@ -347,11 +347,11 @@ def val_temperatures(args: argparse.Namespace) -> dict[str, Any]:
         seed = int((yaml.safe_load((work / "config.yaml").read_text()) or {}).get("seed", 0))
         scorer = TrainScorer(load_dataset(work / "train_data.npz"), torch.device("cpu"), seed=seed)
         generator = load_generator(path)
-        scores = {float(t): round(scorer(generator, float(t)), 3) for t in args.temperatures}
-        rows.append(
-            {"run": work.name, "step": entry["step"], "val_fid": scores, "chosen": choose_temperature(scores)}
-        )
-        print(f"  {work.name} step {entry['step']}: {scores} -> {rows[-1]['chosen']:g}", flush=True)
+        scored = score_temperatures(scorer, generator, tuple(args.temperatures))  # as ganaug train does
+        scores = scored.get("val_fid_by_temperature", {f"{scored['temperature']:g}": scored["val_fid"]})
+        chosen = scored["temperature"]
+        rows.append({"run": work.name, "step": entry["step"], "val_fid": scores, "chosen": chosen})
+        print(f"  {work.name} step {entry['step']}: {scores} -> {chosen:g}", flush=True)
     command = "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return {
         "command": command,
@@ -377,7 +377,7 @@ def val_temperature_markdown(res: dict[str, Any]) -> str:
         "|---|---:|" + "---:|" * len(temps) + "---:|",
     ]
     for r in res["runs"]:
-        cells = " | ".join(f"{r['val_fid'][float(t)]:.2f}" for t in temps)
+        cells = " | ".join(f"{r['val_fid'][f'{t:g}']:.2f}" for t in temps)
         lines.append(f"| {r['run']} | {r['step']} | {cells} | {r['chosen']:g} |")
     return "\n".join([*lines, ""])
 
