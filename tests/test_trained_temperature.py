@@ -118,3 +118,42 @@ def test_a_bad_temperature_in_a_weights_file_is_a_checkpoint_error(searched, tmp
         save_tensors(path, load_file(str(ema)), {**meta, "ganaug.temperature": bad})
         with pytest.raises(CheckpointError, match=r"ganaug\.temperature"):
             load_generator_info(path)
+
+
+def test_sample_grids_are_drawn_at_the_chosen_temperature(tmp_path):
+    """The grid of a checkpoint step shows what ``sample`` will draw: the snapshot's temperature."""
+    import numpy as np
+    import torch
+
+    from ganaug.checkpoint import load_generator
+    from ganaug.grid import save_grid
+    from ganaug.imageops import quantize_torch
+    from ganaug.noise import NoiseStream
+    from ganaug.training.loop import GRID_SEED
+    from ganaug.training.snapshots import latest_temperature
+
+    ds = tiny_dataset()
+    run = train(
+        out=tmp_path / "run",
+        dataset=ds,
+        steps=4,
+        checkpoint_every=4,
+        sample_every=4,
+        temperatures="0.6",
+        ema_decay=0.0,  # with a large G step, so that 4 steps give images that depend on z
+        lr_g=0.05,
+        **TINY,
+    ).run_dir
+    assert latest_temperature(run, 4) == 0.6 and latest_temperature(run, 3) == 1.0  # no snapshot yet
+    generator = load_generator(run)
+    columns = TrainConfig().grid_columns
+    z = torch.from_numpy(np.tile(NoiseStream(GRID_SEED, TINY["z_dim"]).take(columns), (3, 1)))
+    labels = torch.arange(3).repeat_interleave(columns)
+
+    def grid(temperature: float) -> bytes:
+        with torch.no_grad():
+            images = quantize_torch(generator(z * temperature, labels)).numpy()
+        return save_grid(tmp_path / f"grid_{temperature}.png", images, ds.classes, columns).read_bytes()
+
+    drawn = (run / "samples" / "step_000004.png").read_bytes()
+    assert drawn == grid(0.6) and drawn != grid(1.0)

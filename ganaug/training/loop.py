@@ -38,7 +38,7 @@ from ganaug.training import distributed as dist_util
 from ganaug.training.config import TrainConfig
 from ganaug.training.device import autocast, resolve_device, resolve_precision
 from ganaug.training.logs import ResultsLog, plain_line
-from ganaug.training.snapshots import TrainScorer, record_snapshot
+from ganaug.training.snapshots import TrainScorer, latest_temperature, record_snapshot
 from ganaug.training.state import (
     TrainingModules,
     load_training_state,
@@ -191,6 +191,7 @@ class Trainer:
         grid_classes = min(ds.num_classes, MAX_GRID_ROWS)
         z = NoiseStream(GRID_SEED, cfg.z_dim).take(cfg.grid_columns)
         self.grid_z = torch.from_numpy(np.tile(z, (grid_classes, 1))).to(self.device)
+        self.grid_temperature = 1.0  # the latest snapshot's chosen temperature, as the weights sample
         self.grid_labels = torch.arange(grid_classes, device=self.device).repeat_interleave(cfg.grid_columns)
 
     def resume(self) -> None:
@@ -202,6 +203,7 @@ class Trainer:
         if "lecam" in state.tensors:
             self.lecam_state.copy_(state.tensors["lecam"])
         self.cpu_s = float(state.meta.get("ganaug.cpu_s", 0.0))
+        self.grid_temperature = latest_temperature(self.run_dir, state.step)
         if self.dist.enabled:  # rank 0 continues the saved RNG stream; other ranks start fresh ones
             self.reseed_rank(state.step)
 
@@ -295,9 +297,11 @@ class Trainer:
 
     # ----------------------------------------------------------------- outputs
     def write_samples(self, step: int) -> Path:
-        """The fixed-noise grid of the EMA generator: one labelled row per class."""
+        """The fixed-noise grid of the EMA generator: one labelled row per class, drawn at the
+        temperature the latest snapshot chose (what ``sample``/``augment`` will use)."""
         with torch.no_grad():
-            images = quantize_torch(self.ema.module(self.grid_z, self.grid_labels)).cpu().numpy()
+            z = self.grid_z * self.grid_temperature
+            images = quantize_torch(self.ema.module(z, self.grid_labels)).cpu().numpy()
         rows = self.dataset.classes[: min(self.dataset.num_classes, MAX_GRID_ROWS)]
         return save_grid(
             self.run_dir / "samples" / f"step_{step:06d}.png", images, rows, self.cfg.grid_columns
@@ -322,6 +326,7 @@ class Trainer:
                 temperatures=self.cfg.temperatures,
             )
             temperature = entry.get("temperature")
+            self.grid_temperature = float(temperature or 1.0)
             if hasattr(self, "_cpu_mark"):  # scoring is not training: keep it out of the budget
                 mark, before = self._cpu_mark
                 self._cpu_mark = (mark + time.process_time() - start, before)
@@ -455,15 +460,16 @@ class Trainer:
             )
 
     def _write_outputs(self, log: ResultsLog, step: int, *, sample: bool, checkpoint: bool) -> None:
-        """The sample grid (rank 0) and the checkpoint (rank 0; the others wait for it)."""
-        if sample and self.is_main:
-            self.write_samples(step)
+        """The checkpoint (rank 0; the others wait for it), then the sample grid (rank 0), so that a
+        grid drawn at a checkpoint uses the temperature its snapshot just chose."""
         if checkpoint:
             if self.is_main:
                 self.checkpoint(step)
                 log.plot()
             dist_util.barrier(self.dist)  # the others wait until rank 0's checkpoint is on disk
             self.step = step
+        if sample and self.is_main:
+            self.write_samples(step)
 
     def _cpu_now(self) -> float:
         """Training CPU seconds so far: this process's CPU time since ``run`` began plus earlier runs'."""

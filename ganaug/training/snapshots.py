@@ -135,6 +135,15 @@ def score_temperatures(
     return entry
 
 
+def latest_temperature(run_dir: Path, step: int) -> float:
+    """The temperature chosen by the newest snapshot at or before ``step`` (1.0 without one)."""
+    index = read_index(run_dir) or {"snapshots": []}
+    entries = [e for e in index["snapshots"] if int(e.get("step", 0)) <= step]
+    if not entries:
+        return 1.0
+    return float(max(entries, key=lambda e: int(e["step"])).get("temperature") or 1.0)
+
+
 def record_snapshot(
     run_dir: Path,
     ema: torch.nn.Module,
