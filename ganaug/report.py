@@ -273,9 +273,12 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
         lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.")
+    controlled: dict[str, list[str]] = {}  # a control shared by several arms is listed once
     for arm, ctl in report.get("controls", {}).items():
+        controlled.setdefault(ctl, []).append(f"`{arm}`")
+    for ctl, arms in controlled.items():
         lines.append(
-            f"- `{ctl}`: control of `{arm}` — the same training on the real subset only, "
+            f"- `{ctl}`: control of {' and '.join(arms)} — the same training on the real subset only, "
             "distilled from the same teacher."
         )
     return lines

@@ -19,6 +19,7 @@ CLASSES = ["c0", "c1", "c2"]
 POLICIES = [
     MixPolicy(name="gan", strategy=1.0),
     MixPolicy(name="soft", strategy=1.0, soft_labels=True),  # brings a distillation control arm
+    MixPolicy(name="soft-fresh", strategy=1.0, soft_labels=True, fresh=True),  # shares that control
 ]
 
 
@@ -66,10 +67,10 @@ def test_merged_parts_equal_one_run_over_all_seeds(parts):
     merged = merge_uplift_reports([parts["s1"], parts["s0"]])  # order of the parts does not matter
     whole = parts["whole"]
     assert merged["settings"]["seeds"] == [0, 1] and [s["seed"] for s in merged["seeds"]] == [0, 1]
-    assert merged["arms"] == whole["arms"] == ["real", "gan", "soft", "soft-control"]
+    assert merged["arms"] == whole["arms"] == ["real", "gan", "soft", "soft-fresh", "soft-control"]
     assert merged["summary"] == whole["summary"]
     assert merged["paired"] == whole["paired"]
-    assert merged["controls"] == whole["controls"] == {"soft": "soft-control"}
+    assert merged["controls"] == whole["controls"] == {"soft": "soft-control", "soft-fresh": "soft-control"}
     assert merged["paired_control"] == whole["paired_control"]
     assert merged["paired"]["gan"]["accuracy"]["ci95"] is not None  # two seeds: an interval again
     assert [p["seeds"] for p in merged["merged_from"]] == [[1], [0]]
@@ -85,6 +86,7 @@ def test_eval_merge_cli_writes_the_report(parts, tmp_path):
     assert report["command"].startswith("ganaug eval merge")
     md = (out / "report.md").read_text()
     assert "Merged from:" in md and "seeds: 0, 1" in md
+    assert md.count("- `soft-control`: control of `soft` and `soft-fresh`") == 1  # a shared control, once
     assert (out / "per_class_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
