@@ -29,6 +29,7 @@ def eval_group() -> None:
     \b
     Examples:
       ganaug eval uplift train.npz --test test.npz --per-class 100 --seeds 3 --out eval/
+      ganaug eval merge eval/seed0 eval/seed1 --out eval/both   # seeds run apart, one report
       ganaug eval quality --generator runs/exp --data test.npz --train train.npz
       ganaug eval cas --generator g.onnx --data train.npz --test test.npz --n-per-class 500
     """
