@@ -240,6 +240,11 @@ def _merged_from_lines(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _parts_note(report: dict[str, Any]) -> str:
+    parts = report.get("merged_from") or []
+    return f" (the sum over the {len(parts)} merged parts, which may have run at once)" if parts else ""
+
+
 def _accuracy_section(report: dict[str, Any]) -> list[str]:
     """Test accuracy of every arm and its paired difference against ``real``."""
     rows = []
@@ -367,7 +372,7 @@ def _wall_time_section(report: dict[str, Any]) -> list[str]:
         "",
         markdown_table(header, rows),
         "",
-        f"Total wall time: {report['wall_seconds']:.0f} s. Versions: {versions}.",
+        f"Total wall time: {report['wall_seconds']:.0f} s{_parts_note(report)}. Versions: {versions}.",
     ]
 
 

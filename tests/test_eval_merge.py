@@ -85,7 +85,7 @@ def test_eval_merge_cli_writes_the_report(parts, tmp_path):
     assert report["summary"] == parts["whole"]["summary"]
     assert report["command"].startswith("ganaug eval merge")
     md = (out / "report.md").read_text()
-    assert "Merged from:" in md and "seeds: 0, 1" in md
+    assert "Merged from:" in md and "seeds: 0, 1" in md and "the sum over the 2 merged parts" in md
     assert md.count("- `soft-control`: control of `soft` and `soft-fresh`") == 1  # a shared control, once
     assert (out / "per_class_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
