@@ -145,6 +145,26 @@ def save_random_generator(path: Path, classes: list[str], size: int, seed: int, 
     return path
 
 
+def train_tiny_mlp_run(dataset, out: Path) -> Path:
+    """A real 4-step training run of a tiny mlp GAN on ``dataset``; returns its run directory."""
+    from ganaug.training import train
+
+    return train(
+        None,
+        out,
+        dataset=dataset,
+        arch="mlp",
+        steps=4,
+        batch_size=8,
+        g_width=8,
+        d_width=8,
+        z_dim=8,
+        precision="fp32",
+        quiet=True,
+        progress=False,
+    ).run_dir
+
+
 def rewrite_onnx_props(src: Path, dst: Path, **raw: str | None) -> Path:
     """Copy an ONNX file with some ``ganaug.*`` metadata replaced by raw strings (None: removed)."""
     import onnx

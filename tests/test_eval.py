@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import pattern_images
+from conftest import pattern_images, train_tiny_mlp_run
 from conftest import run_cli_one_thread as run_cli
 
 from ganaug.classifier import train_classifier
@@ -188,24 +188,9 @@ def test_eval_uplift_cli_end_to_end(splits, tmp_path):
 @pytest.fixture(scope="module")
 def generator(splits, tmp_path_factory):
     from ganaug.data import load_dataset
-    from ganaug.training import train
 
     ds = load_dataset(splits["train"], cache=False)
-    run = train(
-        None,
-        tmp_path_factory.mktemp("gan") / "run",
-        dataset=ds,
-        arch="mlp",
-        steps=4,
-        batch_size=8,
-        g_width=8,
-        d_width=8,
-        z_dim=8,
-        precision="fp32",
-        quiet=True,
-        progress=False,
-    )
-    return run.run_dir
+    return train_tiny_mlp_run(ds, tmp_path_factory.mktemp("gan") / "run")
 
 
 def test_eval_quality_and_cas_and_uplift_with_a_given_generator(splits, generator, tmp_path):

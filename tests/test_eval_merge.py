@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import pattern_images, tree_digest
+from conftest import pattern_images, train_tiny_mlp_run, tree_digest
 from conftest import run_cli_one_thread as run_cli
 
 from ganaug.data import ImageDataset
@@ -26,27 +26,12 @@ POLICIES = [
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory):
     """One uplift run over seeds 0 and 1, and the same experiment run as two one-seed parts."""
-    from ganaug.training import train
-
     root = tmp_path_factory.mktemp("merge")
     x, y = pattern_images([12, 12, 12], size=16, seed=0)
     xt, yt = pattern_images([10, 10, 10], size=16, seed=1)
     train_set, test_set = ImageDataset(x, y, CLASSES), ImageDataset(xt, yt, CLASSES)
 
-    gen = train(
-        None,
-        root / "gan",
-        dataset=train_set,
-        arch="mlp",
-        steps=4,
-        batch_size=8,
-        g_width=8,
-        d_width=8,
-        z_dim=8,
-        precision="fp32",
-        quiet=True,
-        progress=False,
-    ).run_dir
+    gen = train_tiny_mlp_run(train_set, root / "gan")
 
     def run(name: str, seeds: list[int], steps: int = 10) -> dict:
         return uplift(
