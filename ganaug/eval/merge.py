@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug.errors import UsageError
-from ganaug.eval.uplift import _paired, _summarise
+from ganaug.eval.uplift import paired_arms, summarise_seeds
 
 #: Settings that may differ between the parts: where and how fast a part ran, not what it measured.
 PER_PART_SETTINGS = ("seeds", "threads", "device")
@@ -79,7 +79,7 @@ def merge_uplift_reports(paths: list[str | Path]) -> dict[str, Any]:
             seen[seed] = path
     seeds = sorted((s for rep in reports for s in rep["seeds"]), key=lambda s: s["seed"])
     arms = list(first["arms"])
-    summary, paired = _summarise(seeds, arms)
+    summary, paired = summarise_seeds(seeds, arms)
     merged: dict[str, Any] = {
         key: first[key] for key in ("kind", "data", "classes", "test", "feature_extractor") if key in first
     }
@@ -107,7 +107,7 @@ def merge_uplift_reports(paths: list[str | Path]) -> dict[str, Any]:
     controls = first.get("controls") or {}
     if controls:
         merged["controls"] = controls
-        merged["paired_control"] = {arm: _paired(summary, arm, ctl) for arm, ctl in controls.items()}
+        merged["paired_control"] = {arm: paired_arms(summary, arm, ctl) for arm, ctl in controls.items()}
     return merged
 
 

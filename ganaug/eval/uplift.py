@@ -41,7 +41,9 @@ def _arm_result(
     return {**scores, "n_train": n_train, "train_seconds": round(seconds, 2), **(extra or {})}
 
 
-def _summarise(seeds: list[dict[str, Any]], arms: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def summarise_seeds(seeds: list[dict[str, Any]], arms: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per arm over the seeds' results: accuracy and balanced accuracy (mean, std, values) and
+    per-class accuracy; and each arm's paired difference against ``real``."""
     summary: dict[str, Any] = {}
     for arm in arms:
         rows = [s["arms"][arm] for s in seeds]
@@ -57,11 +59,12 @@ def _summarise(seeds: list[dict[str, Any]], arms: list[str]) -> tuple[dict[str, 
         summary[arm] = entry
     paired: dict[str, Any] = {}
     for arm in arms[1:]:
-        paired[arm] = _paired(summary, arm, "real")
+        paired[arm] = paired_arms(summary, arm, "real")
     return summary, paired
 
 
-def _paired(summary: dict[str, Any], arm: str, base: str) -> dict[str, Any]:
+def paired_arms(summary: dict[str, Any], arm: str, base: str) -> dict[str, Any]:
+    """``arm`` minus ``base`` paired over seeds, for accuracy and balanced accuracy."""
     return {
         metric: paired_difference(summary[arm][metric]["values"], summary[base][metric]["values"])
         for metric in ("accuracy", "balanced_accuracy")
@@ -333,7 +336,7 @@ def _uplift_body(
         for seed in cfg.seeds
     ]
     arms = ["real", *[a for a in seed_results[0]["arms"] if a != "real"]]
-    summary, paired = _summarise(seed_results, arms)
+    summary, paired = summarise_seeds(seed_results, arms)
     controls = seed_results[0].get("controls", {})
     report.update(
         settings=_settings_dict(cfg),
@@ -345,7 +348,7 @@ def _uplift_body(
     )
     if controls:
         report["controls"] = controls
-        report["paired_control"] = {arm: _paired(summary, arm, ctl) for arm, ctl in controls.items()}
+        report["paired_control"] = {arm: paired_arms(summary, arm, ctl) for arm, ctl in controls.items()}
     return report
 
 
@@ -440,6 +443,8 @@ def _seed_quality(
 
 __all__ = [
     "auto_threads",
+    "paired_arms",
     "run_uplift",
+    "summarise_seeds",
     "uplift",
 ]
