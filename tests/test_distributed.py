@@ -94,6 +94,7 @@ def _worker(out: Path) -> None:
         tensors["metrics"] = metrics
         tensors["shard_size"] = torch.tensor([trainer.images.shape[0]])
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(out / f"rank{env.rank}.safetensors"))
+        del trainer  # its DDP wrappers hold the process group: freed before the group is destroyed
 
 
 @pytest.fixture(scope="module")

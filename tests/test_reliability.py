@@ -188,22 +188,49 @@ def test_a_dataset_moved_aside_by_a_killed_writer_is_put_back(tmp_path):
 
 
 # ---------------------------------------------------------------------------- SIGKILL: export
+PAUSE_BEFORE_RENAME = """
+import os, runpy, sys, time
+from pathlib import Path
+target, flag = sys.argv[1], sys.argv[2]
+rename = os.replace
+def paused(src, dst, *args, **kwargs):
+    if os.fspath(dst) == target:  # the checked file is complete; hold the process just before the rename
+        Path(flag).touch()
+        time.sleep(600)
+    return rename(src, dst, *args, **kwargs)
+os.replace = paused
+sys.argv = ["ganaug", *sys.argv[3:]]
+runpy.run_module("ganaug", run_name="__main__")
+"""
+
+
 def test_sigkill_during_export_leaves_no_partial_onnx(tmp_path, tiny_run):
     rng = random.Random(5)
     target = tmp_path / "g.onnx"
-    for attempt in range(2):
-        writing = _writing(tmp_path, ".g.onnx.")
-        proc = _spawn("export", str(tiny_run), "--out", str(target), "-q")
-        if attempt == 0:  # the moment the .onnx is being written and checked
-            assert _wait_for(proc, writing)
-        else:
-            time.sleep(rng.uniform(1.0, 6.0))
-        _kill(proc)
-        if target.exists():  # only ever the complete, checked file (the kill came after the rename)
-            assert OnnxGenerator(target).classes == ["class_0", "class_1"]
-            target.unlink()
-        leftovers = [p.name for p in tmp_path.iterdir() if p.name != "g.onnx"]
-        assert all(n.startswith(".g.onnx.") and n.endswith(".tmp") for n in leftovers), leftovers
+    export = ["export", str(tiny_run), "--out", str(target), "-q"]
+    # 1) killed inside the write: the .onnx is written and checked, the rename onto OUT not yet done
+    #    (the process is held there, so the kill cannot miss that moment however loaded the machine)
+    flag = tmp_path.parent / f"{tmp_path.name}-paused"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_BEFORE_RENAME, str(target), str(flag), *export],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**ENV, "GANAUG_CACHE_DIR": os.environ["GANAUG_CACHE_DIR"]},
+    )
+    assert _wait_for(proc, flag.exists), "export never reached the rename"
+    assert _kill(proc)
+    assert not target.exists()
+    leftovers = list(tmp_path.iterdir())
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".g.onnx."), leftovers
+    assert OnnxGenerator(leftovers[0]).classes == ["class_0", "class_1"]  # complete, just not renamed
+    # 2) killed at a seeded random moment
+    proc = _spawn(*export)
+    time.sleep(rng.uniform(1.0, 6.0))
+    _kill(proc)
+    if target.exists():  # only ever the complete, checked file (the kill came after the rename)
+        assert OnnxGenerator(target).classes == ["class_0", "class_1"]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "g.onnx"]
+    assert all(n.startswith(".g.onnx.") and n.endswith(".tmp") for n in leftovers), leftovers
 
 
 # ---------------------------------------------------------------------------- disk full

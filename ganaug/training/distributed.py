@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import inspect
 import os
 import warnings
@@ -112,9 +113,26 @@ def process_group(env: DistEnv, device: torch.device) -> Iterator[None]:
     )
     try:
         yield
-    finally:
+    except BaseException:
+        _tear_down(wait_for_peers=False)  # a peer may never reach a barrier again
+        raise
+    _tear_down(wait_for_peers=True)
+
+
+def _tear_down(*, wait_for_peers: bool) -> None:
+    """Destroy the default process group while the interpreter is fully alive.
+
+    Trainers hold their DDP wrappers (and so the gloo/NCCL group) in reference cycles; left to the
+    interpreter's final clean-up, freeing them can abort the process ("terminate called without an
+    active exception"). So: wait until every rank is done with its collectives, collect those
+    cycles now, then destroy the group.
+    """
+    if wait_for_peers:
         with contextlib.suppress(Exception):
-            dist.destroy_process_group()
+            dist.barrier()
+    gc.collect()
+    with contextlib.suppress(Exception):
+        dist.destroy_process_group()
 
 
 def _flag_device() -> torch.device:
