@@ -63,7 +63,7 @@ def evaluate(source: str | Path, data_dir: Path = FASHION_MNIST) -> dict:
 def train_and_evaluate(args: argparse.Namespace) -> dict:
     import ganaug.models.dcgan as dcgan
     from ganaug.data import load_dataset
-    from ganaug.training import train
+    from ganaug.training import require_complete, train
 
     if args.no_minibatch_std:
         original = dcgan.DCGANDiscriminator.__init__
@@ -77,6 +77,7 @@ def train_and_evaluate(args: argparse.Namespace) -> dict:
     )
     start = time.perf_counter()
     result = train(out=args.out, dataset=subset, steps=args.steps, overwrite=True, quiet=True)
+    require_complete(result, f"the GAN in {args.out}")
     report = evaluate(result.run_dir, args.data_dir)
     report.update(train_s=round(time.perf_counter() - start), minibatch_std=not args.no_minibatch_std)
     return report

@@ -159,7 +159,7 @@ def stratified(ds: Any, per_class: int, seed: int = 0) -> Any:
 # -- training --------------------------------------------------------------------------------------
 def train_run(args: argparse.Namespace, subset: Any) -> dict[str, Any]:
     from ganaug.cli.eval_cmd import parse_pairs
-    from ganaug.training import train
+    from ganaug.training import require_complete, train
 
     options = parse_pairs(tuple(args.gan_option), "--gan-option")
     keep = int(args.time_budget / args.snapshot_minutes) + 3
@@ -177,6 +177,7 @@ def train_run(args: argparse.Namespace, subset: Any) -> dict[str, Any]:
     result = train(
         out=args.work, dataset=subset, overwrite=True, quiet=True, explicit=set(options), **settings
     )
+    require_complete(result, f"the GAN in {args.work}")
     return {
         "options": options,
         "steps": result.step,

@@ -239,7 +239,7 @@ def _stage_data(
 def _stage_gan(
     clock: _Clock, out: Path, settings: DemoSettings, seed: int, real: ImageDataset, progress: bool
 ) -> Any:
-    from ganaug.training import train
+    from ganaug.training import require_complete, train
 
     gan_opts = {
         **settings.gan,
@@ -252,9 +252,10 @@ def _stage_gan(
         "gan",
         f"training a conditional {settings.gan['arch']} GAN for {settings.gan['steps']} steps on them",
     ):
-        return train(
+        run = train(
             None, out / "gan", dataset=real, overwrite=True, quiet=not progress, progress=progress, **gan_opts
         )
+        return require_complete(run, f"the demo's GAN ({out / 'gan'})")
 
 
 def _stage_export(

@@ -32,6 +32,21 @@ class PluginError(GanaugError):
     """A plugin raised or returned something unusable; the message names plugin and hook."""
 
 
+class Interrupted(GanaugError):
+    """Ctrl-C or SIGTERM stopped a step that later steps depend on (a GAN a report would use).
+
+    The CLI prints the message and exits 130 (SIGINT) or 143 (SIGTERM), like ``ganaug train``.
+    """
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.signal_name == "SIGINT" else 143
+
+
 def first_line(exc: BaseException, limit: int | None = 200, *, with_type: bool = False) -> str:
     """The first line of ``exc``'s message (its type's name when the message is empty), cut to
     ``limit`` characters (``None``: not cut); ``with_type`` prefixes ``"TypeName: "``. For one-line

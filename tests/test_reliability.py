@@ -233,6 +233,26 @@ def test_sigkill_during_export_leaves_no_partial_onnx(tmp_path, tiny_run):
     assert all(n.startswith(".g.onnx.") and n.endswith(".tmp") for n in leftovers), leftovers
 
 
+# ---------------------------------------------------------------------------- SIGTERM: a command's GAN step
+def test_sigterm_while_eval_uplift_trains_its_gan_stops_the_command(tmp_path):
+    """``train`` stops cleanly on SIGTERM and returns; a command that trains a GAN as one of its
+    steps must stop too (exit 143), not go on to report on a half-trained generator."""
+    data = write_imagefolder(tmp_path / "data", [6, 6], size=16)
+    out = tmp_path / "uplift"
+    proc = _spawn(
+        "eval", "uplift", str(data), "--test", str(data), "--per-class", "4", "--no-quality",
+        "--arch", "mlp", "--steps", "100000", "--batch-size", "4", "--classifier-steps", "5",
+        "--gan-option", "g_width=8", "--gan-option", "d_width=8", "--gan-option", "z_dim=8",
+        "--gan-option", "log_every=1", "--gan-option", "precision=fp32", "--out", str(out), "-q",
+    )  # fmt: skip
+    results = out / "seed_0" / "gan" / "results.csv"  # written inside the loop: its handlers are set
+    assert _wait_for(proc, results.is_file), "the GAN never started training"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    assert not (out / "report.json").exists() and not (out / "report.md").exists()
+    assert (out / "seed_0" / "gan" / "weights" / "last.safetensors").is_file()  # the GAN's checkpoint
+
+
 # ---------------------------------------------------------------------------- disk full
 def _enospc(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

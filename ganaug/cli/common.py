@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ganaug.errors import GanaugError, UsageError
+from ganaug.errors import GanaugError, Interrupted, UsageError
 from ganaug.limits import SEED, Limit, check_betas, read_yaml_mapping
 from ganaug.specs import Number  # re-exported: the bounded number type of every command
 
@@ -61,6 +61,9 @@ class GanaugGroup(click.Group):
         except UsageError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except Interrupted as exc:
+            click.echo(f"interrupted: {exc}", err=True)
+            ctx.exit(exc.exit_code)
         except GanaugError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)

@@ -314,7 +314,7 @@ def seed_generator(
         gen_path = Path(given.replace("{seed}", str(seed)))
         info: dict[str, Any] = {"source": str(gen_path), "trained": False}
     else:
-        from ganaug.training import train
+        from ganaug.training import require_complete, train
 
         say(f"seed {seed}: training {what} on {len(subset)} real images")
         opts = {"seed": seed, **cfg.gan_options}
@@ -327,6 +327,7 @@ def seed_generator(
             progress=progress,
             **opts,
         )
+        require_complete(run, f"seed {seed}'s GAN ({seed_dir / 'gan'})")
         gen_path = Path(run.run_dir)
         info = {
             "source": str(gen_path),

@@ -12,6 +12,7 @@ _LAZY = {
     "TrainingDiverged": "ganaug.training.loop",
     "TrainResult": "ganaug.training.loop",
     "train": "ganaug.training.run",
+    "require_complete": "ganaug.training.run",
 }
 
 
@@ -23,4 +24,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "train"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "require_complete", "train"]

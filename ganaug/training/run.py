@@ -15,7 +15,7 @@ import numpy as np
 
 from ganaug import __version__
 from ganaug.data import ImageDataset, load_dataset
-from ganaug.errors import DataError, UsageError
+from ganaug.errors import DataError, Interrupted, UsageError
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_yaml
 from ganaug.limits import read_yaml_mapping
 from ganaug.output_safety import (
@@ -181,6 +181,18 @@ def train(
     device = dist_util.rank_device(resolve_device(cfg.device), env)
     with dist_util.process_group(env, device):
         return _train_in(cfg, run_dir, run_id, dataset, resume, overwrite, quiet, progress, env)
+
+
+def require_complete(result: TrainResult, what: str) -> TrainResult:
+    """``result`` when the run trained to its last step; :class:`Interrupted` when Ctrl-C or SIGTERM
+    stopped it early (``train`` then returns normally, with a checkpoint written), so that a command
+    that trains a GAN as one of its steps stops too instead of going on with a half-trained one."""
+    if result.interrupted:
+        raise Interrupted(
+            f"{result.interrupted} stopped {what} at step {result.step}; nothing after it was run",
+            result.interrupted,
+        )
+    return result
 
 
 def _train_in(
