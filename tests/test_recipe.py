@@ -196,14 +196,16 @@ def test_sample_and_export_pick_a_snapshot_with_checkpoint(tmp_path):
     assert (tmp_path / "g.onnx").is_file()
 
 
-def test_measured_defaults_dcgan_g64_mode_seeking_and_no_color_augment(tmp_path):
+def test_measured_defaults_dcgan_g64_mode_seeking_ttur_and_no_color_augment(tmp_path):
     opts = {k: v for k, v in TINY.items() if k != "g_width"}
     result = train(out=tmp_path / "run", dataset=tiny_dataset(), steps=1, snapshots=0, **opts)
     cfg = yaml.safe_load((result.run_dir / "config.yaml").read_text())
     assert cfg["mode_seeking"] == 1.0 and cfg["g_width"] is None
+    assert (cfg["lr_g"], cfg["lr_d"]) == (2e-4, 4e-4)  # two time-scales (TTUR)
     assert load_generator(result.run_dir).config["width"] == 64
     assert json.loads((result.run_dir / "run.json").read_text())["diffaugment"] == "translation,cutout"
     seed = train(
         out=tmp_path / "seed", dataset=tiny_dataset(), preset="seed", steps=1, batch_size=8, snapshots=0
     )
-    assert yaml.safe_load((seed.run_dir / "config.yaml").read_text())["mode_seeking"] == 0.0
+    seed_cfg = yaml.safe_load((seed.run_dir / "config.yaml").read_text())
+    assert seed_cfg["mode_seeking"] == 0.0 and seed_cfg["lr_d"] == 2e-4  # the seed article's one rate

@@ -114,7 +114,9 @@ class TrainConfig:
     steps: int = option(3000, limit=LIM["steps"], help="Total training steps (one G update each).")
     d_steps: int = option(1, limit=LIM["d_steps"], help="D updates per G update.")
     lr_g: float = option(2e-4, limit=LIM["lr_g"], help="Generator learning rate.")
-    lr_d: float = option(2e-4, limit=LIM["lr_d"], help="Discriminator learning rate (TTUR: make it larger).")
+    lr_d: float = option(
+        4e-4, limit=LIM["lr_d"], help="Discriminator learning rate (two-timescale: twice --lr-g by default)."
+    )
     betas: tuple[float, float] = option((0.5, 0.999), convert=_betas, metavar="B1,B2", help="Adam betas.")
     diffaugment: str = option(
         "auto",
