@@ -57,6 +57,8 @@ def test_merged_parts_equal_one_run_over_all_seeds(parts):
     assert merged["paired"] == whole["paired"]
     assert merged["controls"] == whole["controls"] == {"soft": "soft-control", "soft-fresh": "soft-control"}
     assert merged["paired_control"] == whole["paired_control"]
+    assert merged["best_baseline"] == whole["best_baseline"]
+    assert set(whole["best_baseline"]["paired"]) == {"gan", "soft", "soft-fresh"}
     assert merged["paired"]["gan"]["accuracy"]["ci95"] is not None  # two seeds: an interval again
     assert [p["seeds"] for p in merged["merged_from"]] == [[1], [0]]
 
@@ -72,6 +74,7 @@ def test_eval_merge_cli_writes_the_report(parts, tmp_path):
     md = (out / "report.md").read_text()
     assert "Merged from:" in md and "seeds: 0, 1" in md and "the sum over the 2 merged parts" in md
     assert md.count("- `soft-control`: control of `soft` and `soft-fresh`") == 1  # a shared control, once
+    assert f"## Against the strongest no-GAN arm (`{report['best_baseline']['arm']}`)" in md
     assert (out / "per_class_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -88,3 +91,44 @@ def test_eval_merge_refuses_other_experiments_repeated_seeds_and_unsafe_out(part
     same = run_cli("eval", "merge", str(parts["s0"]), str(parts["s1"]), "--out", str(parts["s0"]))
     assert same.returncode == 2 and "choose another --out" in same.stderr
     assert tree_digest(parts["s0"]) == before
+
+
+def _arm(values: list[float]) -> dict:
+    entry = {"mean": sum(values) / len(values), "values": values}
+    return {"accuracy": entry, "balanced_accuracy": dict(entry)}
+
+
+def test_gan_arms_are_compared_with_the_strongest_no_gan_arm():
+    from ganaug.eval.uplift import comparisons
+
+    summary = {
+        "real": _arm([80.0, 81.0, 82.0]),
+        "over": _arm([85.0, 86.0, 84.0]),  # strategy 0: the strongest no-GAN arm
+        "gan": _arm([86.0, 85.0, 87.0]),
+        "soft": _arm([90.0, 90.0, 90.0]),
+        "soft-control": _arm([84.0, 85.0, 86.0]),
+        "tuned": _arm([99.0, 99.0, 99.0]),  # not a policy of the run: in neither group
+    }
+    report = {
+        "arms": list(summary),
+        "summary": summary,
+        "controls": {"soft": "soft-control"},
+        "settings": {
+            "policies": [
+                {"name": "over", "strategy": 0},
+                {"name": "gan", "strategy": 1.0},
+                {"name": "soft", "strategy": "not majority"},
+            ]
+        },
+    }
+    out = comparisons(report)
+    assert out["best_baseline"]["arm"] == "over"
+    paired = out["best_baseline"]["paired"]
+    assert set(paired) == {"gan", "soft"}
+    assert paired["gan"]["accuracy"]["values"] == pytest.approx([1.0, -1.0, 3.0])
+    assert paired["gan"]["accuracy"]["mean"] == pytest.approx(1.0)
+    assert out["paired_control"]["soft"]["accuracy"]["mean"] == pytest.approx(5.0)
+    report["summary"]["soft-control"] = _arm([95.0, 95.0, 95.0])  # a control can be the strongest
+    assert comparisons(report)["best_baseline"]["arm"] == "soft-control"
+    no_gan = {**report, "arms": ["real", "over"], "controls": {}}
+    assert "best_baseline" not in comparisons(no_gan)  # nothing to compare

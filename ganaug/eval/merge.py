@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganaug.errors import UsageError
-from ganaug.eval.uplift import paired_arms, summarise_seeds
+from ganaug.eval.uplift import comparisons, summarise_seeds
 
 #: Settings that may differ between the parts: where and how fast a part ran, not what it measured.
 PER_PART_SETTINGS = ("seeds", "threads", "device")
@@ -104,10 +104,9 @@ def merge_uplift_reports(paths: list[str | Path]) -> dict[str, Any]:
         versions=first.get("versions"),
         wall_seconds=round(sum(float(r.get("wall_seconds") or 0.0) for r in reports), 1),
     )
-    controls = first.get("controls") or {}
-    if controls:
-        merged["controls"] = controls
-        merged["paired_control"] = {arm: paired_arms(summary, arm, ctl) for arm, ctl in controls.items()}
+    if first.get("controls"):
+        merged["controls"] = first["controls"]
+    merged.update(comparisons(merged))
     return merged
 
 

@@ -71,6 +71,34 @@ def paired_arms(summary: dict[str, Any], arm: str, base: str) -> dict[str, Any]:
     }
 
 
+def comparisons(report: dict[str, Any]) -> dict[str, Any]:
+    """The paired comparisons beyond ``real`` of a report with ``arms``, ``summary``, ``settings``
+    (and ``controls``): each soft-label arm against its distillation control (``paired_control``),
+    and every GAN arm against the strongest no-GAN arm -- the highest mean accuracy among ``real``,
+    the ``strategy=0`` policies and the controls (``best_baseline``: ``arm`` and ``paired``; arms
+    that are not a policy of the run, such as ``--tune``'s ``tuned``, are in neither group).
+
+    The strongest baseline is picked on the test results it is then compared on, which favours the
+    baseline: the GAN arms have to beat the best of several no-GAN arms, not a chosen one."""
+    from ganaug.eval.policy import MixPolicy
+
+    summary, arms = report["summary"], report["arms"]
+    controls = report.get("controls") or {}
+    out: dict[str, Any] = {}
+    if controls:
+        out["paired_control"] = {arm: paired_arms(summary, arm, ctl) for arm, ctl in controls.items()}
+    uses_gan = {
+        p["name"]: MixPolicy(name=p["name"], strategy=p["strategy"]).uses_gan()
+        for p in report["settings"].get("policies", [])
+    }
+    no_gan = [a for a in arms if a == "real" or a in controls.values() or uses_gan.get(a) is False]
+    gan = [a for a in arms if uses_gan.get(a) and a not in controls.values()]
+    if gan:
+        best = max(no_gan, key=lambda a: summary[a]["accuracy"]["mean"])
+        out["best_baseline"] = {"arm": best, "paired": {a: paired_arms(summary, a, best) for a in gan}}
+    return out
+
+
 def auto_threads(cores: int | None = None) -> int:
     """Default torch threads for the uplift classifiers: half the usable cores, 1 to 8.
 
@@ -348,7 +376,7 @@ def _uplift_body(
     )
     if controls:
         report["controls"] = controls
-        report["paired_control"] = {arm: paired_arms(summary, arm, ctl) for arm, ctl in controls.items()}
+    report.update(comparisons(report))
     return report
 
 
