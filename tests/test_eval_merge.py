@@ -68,6 +68,7 @@ def test_eval_merge_cli_writes_the_report(parts, tmp_path):
     r = run_cli("eval", "merge", str(parts["s0"]), str(parts["s1"] / "report.json"), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "GAN contribution: soft - soft-control" in r.stdout
+    assert "best GAN arm vs the strongest no-GAN arm: " in r.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["summary"] == parts["whole"]["summary"]
     assert report["command"].startswith("ganaug eval merge")

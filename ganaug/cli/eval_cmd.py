@@ -104,6 +104,13 @@ def summary_lines(report: dict[str, Any]) -> str:
     for arm, ctl in report.get("controls", {}).items():
         d = report["paired_control"][arm]["accuracy"]
         rows.append(f"GAN contribution: {arm} - {ctl} = {d['mean']:+.2f}{_ci(d)} accuracy points")
+    best = report.get("best_baseline")
+    if best:
+        arm, d = max(((a, p["accuracy"]) for a, p in best["paired"].items()), key=lambda x: x[1]["mean"])
+        rows.append(
+            f"best GAN arm vs the strongest no-GAN arm: {arm} - {best['arm']} = {d['mean']:+.2f}{_ci(d)}"
+            " accuracy points"
+        )
     if report.get("recommendation"):
         rows.append(f"recommendation: {report['recommendation']}")
     return "\n".join(rows)
