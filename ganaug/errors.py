@@ -44,7 +44,12 @@ class Interrupted(GanaugError):
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.signal_name == "SIGINT" else 143
+        return signal_exit_code(self.signal_name)
+
+
+def signal_exit_code(signal_name: str) -> int:
+    """The shell's exit status for a process stopped by ``signal_name``: 130 for SIGINT, else 143."""
+    return 130 if signal_name == "SIGINT" else 143
 
 
 def first_line(exc: BaseException, limit: int | None = 200, *, with_type: bool = False) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ganaug.cli.common import echo, quiet_option, warn
+from ganaug.errors import signal_exit_code
 from ganaug.specs import cli_fields, click_options, spec_from_params
 from ganaug.training.config import TrainConfig, architectures, losses
 
@@ -87,12 +88,12 @@ def train(ctx: click.Context, resume: bool, overwrite: bool, quiet: bool, **para
             for w in caught:
                 warn(str(w.message))
     if result.rank:  # under torchrun only rank 0 reports
-        ctx.exit((130 if result.interrupted == "SIGINT" else 143) if result.interrupted else 0)
+        ctx.exit(signal_exit_code(result.interrupted) if result.interrupted else 0)
     m = result.metrics
     if result.interrupted:
         echo(f"stopped by {result.interrupted} at step {result.step}; checkpoint written.", quiet=False)
         echo(f"resume with: ganaug train --out {out} --resume", quiet=False)
-        ctx.exit(130 if result.interrupted == "SIGINT" else 143)
+        ctx.exit(signal_exit_code(result.interrupted))
     echo(
         f"done: {result.step} steps in {result.elapsed_s:.0f}s; "
         f"D loss {m.get('loss_d', float('nan')):.3f}, G loss {m.get('loss_g', float('nan')):.3f}, "
