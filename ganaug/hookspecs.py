@@ -76,7 +76,17 @@ class AugmentContext:
     echo: Callable[[str], None] = field(default=lambda _msg: None, repr=False)
     #: Print a warning line to stderr.
     warn: Callable[[str], None] = field(default=lambda _msg: None, repr=False)
+    #: Classes a plugin withheld in ``ganaug_configure`` (see :meth:`withhold`): name -> reason.
+    withheld: dict[str, str] = field(default_factory=dict)
     _claimed: set[str] = field(default_factory=set, repr=False)
+
+    def withhold(self, name: str, reason: str) -> None:
+        """In ``ganaug_configure``: give class ``name`` no synthetic images, whatever the plan says
+        (e.g. the generator cannot draw it recognisably). ganaug zeroes its count after
+        ``ganaug_plan``, prints ``reason`` and records it under ``withheld`` in summary.json."""
+        if name not in self.classes:
+            raise UsageError(f"withhold: unknown class {name!r}; classes: {', '.join(self.classes)}")
+        self.withheld.setdefault(name, reason)
 
     @property
     def requested_filters(self) -> list[str]:

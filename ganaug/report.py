@@ -162,6 +162,8 @@ def _describe_policy(p: dict[str, Any]) -> str:
         parts.append("class-balanced batches")
     if p.get("filter"):
         parts.append(f"confidence filter ≥ {p['min_confidence']}")
+    if p.get("min_class_fidelity") is not None:
+        parts.append(f"classes with fidelity < {p['min_class_fidelity']} withheld")
     if p.get("near_duplicate"):
         parts.append("near-duplicate filter")
     if p.get("curriculum", "none") != "none":

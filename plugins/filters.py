@@ -1,4 +1,5 @@
-"""Built-in plugin: ``--filter confidence`` and ``--filter near-duplicate`` for synthetic images.
+"""Built-in plugin: ``--filter confidence``, ``--filter class-fidelity`` and ``--filter near-duplicate``
+for synthetic images.
 
 ``confidence``: a classifier scores each synthetic candidate; it is rejected when the probability of
 its intended class is below ``--min-confidence``. The classifier is ganaug's small CNN trained on the
@@ -13,6 +14,14 @@ For each batch it votes on, ``confidence`` also publishes its scores (the probab
 intended class) in ``context.state["candidate_scores"]["confidence"]``: with ``--fill best``,
 ``augment`` fills a class the filter starved with the highest-scoring rejected candidates (never ones
 the near-duplicate filter rejected).
+
+``class-fidelity``: a class-level gate, decided once before any image is written. The same
+classifier as ``confidence`` labels ``--fidelity-probe`` samples per class (their own noise stream,
+the run's temperature and truncation); a class whose samples it recognises as that class less often
+than ``--min-class-fidelity`` (default 0.8) gets no synthetic images at all (``summary.json``:
+``withheld``, and every class's fidelity under ``filter_settings``). Samples a generator cannot draw
+recognisably tend to teach a classifier the wrong boundary between look-alike classes; the
+per-sample ``confidence`` filter keeps the few good-looking ones, which are the least informative.
 
 ``near-duplicate``: rejects a candidate whose RMS pixel difference (intensities in [0, 1], both images
 area-downscaled to at most 16x16) to its nearest real training image, of any class, is below
@@ -36,6 +45,8 @@ DEFAULT_CONFIDENCE_STEPS = 500
 #: The confidence threshold's default; the same as ``ganaug eval uplift --min-confidence``.
 DEFAULT_MIN_CONFIDENCE = 0.9
 DEFAULT_NEAR_DUPLICATE = 0.03
+DEFAULT_MIN_CLASS_FIDELITY = 0.8
+DEFAULT_FIDELITY_PROBE = 256
 EMBED_SIZE = 16
 _CLASSIFIER_FILE = "an ONNX or ganaug .safetensors classifier"
 OPTIONS = (
@@ -50,6 +61,15 @@ OPTIONS = (
     PluginOption(
         "confidence_steps", DEFAULT_CONFIDENCE_STEPS, int, low=1, high=10**9,
         help="--filter confidence: training steps of the classifier trained on DATA.",
+    ),
+    PluginOption(
+        "min_class_fidelity", DEFAULT_MIN_CLASS_FIDELITY, float, low=0, high=1,
+        help="--filter class-fidelity: withhold a class whose probe samples the classifier "
+        "recognises less often than this.",
+    ),
+    PluginOption(
+        "fidelity_probe", DEFAULT_FIDELITY_PROBE, int, low=1, high=10**6,
+        help="--filter class-fidelity: probe samples per class.",
     ),
     PluginOption(
         "near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE, float, low=0, high=1,
@@ -131,10 +151,50 @@ def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, 
     path = context.options.get("teacher")
     if path:
         return {"classifier": load_filter_classifier(path, context.classes), "source": str(path)}
-    if "confidence" in state:
-        return {"classifier": state["confidence"]["classifier"], "source": state["confidence"]["source"]}
+    for shared in ("confidence", "class-fidelity"):  # the classifier one of the filters already has
+        if shared in state:
+            return {"classifier": state[shared]["classifier"], "source": state[shared]["source"]}
     conf = _setup_confidence(context)
     return {"classifier": conf["classifier"], "source": conf["source"]}
+
+
+# -- class fidelity -------------------------------------------------------------------------------
+def class_fidelity(context: AugmentContext, classifier: Any, per_class: int) -> dict[str, float]:
+    """The fraction of ``per_class`` samples of each class the generator has that ``classifier``
+    labels as that class (top-1), drawn from a noise stream of their own (the run's seed, temperature
+    and truncation), so the probe does not change which images the run writes."""
+    from ganaug.noise import NoiseStream
+    from ganaug.runtime import generator_indices
+
+    opts, gen = context.options, context.generator
+    seed = int(np.random.SeedSequence([int(context.seed), 0xF1DE]).generate_state(1)[0] >> 1)
+    stream = NoiseStream(seed, gen.z_dim, opts.get("truncation"), temperature=opts.get("temperature"))
+    to_gen = generator_indices(context.classes, gen.classes)
+    out: dict[str, float] = {}
+    for label, name in enumerate(context.classes):
+        if to_gen[label] < 0:
+            continue
+        images = gen.generate_from_noise(stream.take(per_class), np.full(per_class, to_gen[label]))
+        predicted = np.asarray(classifier.predict_proba(images)).argmax(1)
+        out[name] = float((predicted == label).mean())
+    return out
+
+
+def _setup_class_fidelity(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:
+    opts = context.options
+    threshold = float(opts.get("min_class_fidelity", DEFAULT_MIN_CLASS_FIDELITY))
+    probe = int(opts.get("fidelity_probe", DEFAULT_FIDELITY_PROBE))
+    conf = state.get("confidence") or _setup_confidence(context)
+    fidelity = class_fidelity(context, conf["classifier"], probe)
+    for name, value in fidelity.items():
+        if value < threshold:
+            context.withhold(
+                name,
+                f"--filter class-fidelity: the classifier recognises {value:.0%} of {probe} probe samples "
+                f"as {name!r}, below --min-class-fidelity {threshold:g}",
+            )
+    context.echo("class fidelity of the generator: " + ", ".join(f"{c} {v:.2f}" for c, v in fidelity.items()))
+    return {**conf, "threshold": threshold, "probe": probe, "fidelity": fidelity}
 
 
 # -- near duplicates -------------------------------------------------------------------------------
@@ -183,6 +243,8 @@ def ganaug_configure(context: AugmentContext) -> None:
     state: dict[str, Any] = {}
     if context.claim_filter("confidence"):
         state["confidence"] = _setup_confidence(context)
+    if context.claim_filter("class-fidelity"):
+        state["class-fidelity"] = _setup_class_fidelity(context, state)
     if context.claim_filter("near-duplicate"):
         state["near-duplicate"] = _setup_near_duplicate(context)
     if context.options.get("soft_labels") and "teacher" not in context.state:  # another plugin's wins
@@ -221,6 +283,14 @@ def ganaug_finish(context: AugmentContext, summary: dict[str, Any]) -> None:
         report["confidence"] = {
             "min_confidence": state["confidence"]["threshold"],
             "classifier": state["confidence"]["source"],
+        }
+    if "class-fidelity" in state:
+        gate = state["class-fidelity"]
+        report["class-fidelity"] = {
+            "min_class_fidelity": gate["threshold"],
+            "probe_per_class": gate["probe"],
+            "classifier": gate["source"],
+            "fidelity": {c: round(v, 4) for c, v in gate["fidelity"].items()},
         }
     if "near-duplicate" in state:
         report["near-duplicate"] = {

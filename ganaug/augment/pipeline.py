@@ -81,6 +81,7 @@ class Run:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)
     shortfall: dict[str, int] = field(default_factory=dict)
+    withheld: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -175,10 +176,16 @@ def _configure(run: Run) -> None:
 
 
 def make_plan(run: Run) -> tuple[dict[str, int], dict[str, int]]:
-    """``ganaug_plan``, capped; the generator must know every class that gets images."""
+    """``ganaug_plan``, capped, less the classes plugins withheld; the generator must know every
+    class that gets images."""
     before = run.ds.class_counts()
     raw = run.pm.hook.ganaug_plan(class_counts=dict(before), options=run.options)
     plan, capped = resolve_plan(raw, before, run.spec.strategy, run.spec.max_synthetic_ratio)
+    for name, reason in run.context.withheld.items():
+        run.withheld[name] = {"planned": plan[name], "reason": reason}
+        if plan[name]:
+            run.complain(f"class {name!r}: no synthetic images ({plan[name]} planned): {reason}")
+            plan[name] = 0
     missing = [c for c, n in plan.items() if n > 0 and run.to_generator[run.classes.index(c)] < 0]
     if missing:
         raise DataError(
@@ -283,6 +290,7 @@ def summary_of(run: Run, plan: dict[str, int], capped: dict[str, int], written: 
         "candidates": {c: written["candidates"][c] for c in classes},
         "rejected": dict(run.rejected),
         "shortfall": run.shortfall,
+        **({"withheld": run.withheld} if run.withheld else {}),
         "fill": spec.fill,
         "filled": {c: filled[c] for c in classes if filled[c]},
         "plugins": plugin_infos(run.pm),

@@ -102,9 +102,8 @@ def _synthesize(
     with ``soft_labels`` also the teacher's probabilities (``teacher``, else the filter classifier)."""
     from ganaug.augment import augment_dataset
 
-    filters = (["confidence"] if policy.filter else []) + (
-        ["near-duplicate"] if policy.near_duplicate else []
-    )
+    filters, filter_options = policy.augment_filters()
+    filter_options.setdefault("min_confidence", policy.min_confidence)
     summary = augment_dataset(
         real,
         policy.generator_for(generator),  # the policy's checkpoint (snapshot) of a run directory
@@ -112,7 +111,6 @@ def _synthesize(
         strategy=policy.strategy,
         max_synthetic_ratio=policy.max_synthetic_ratio,
         filters=filters,
-        min_confidence=policy.min_confidence,
         filter_classifier=filter_classifier,
         fmt="npz",
         real="none",
@@ -124,6 +122,7 @@ def _synthesize(
         warn=lambda _m: None,  # per-class shortfalls: summarised below in one line
         soft_labels=soft_labels,
         teacher=(teacher or filter_classifier) if soft_labels else None,
+        **filter_options,
     )
     with np.load(out / "data.npz", allow_pickle=False) as npz:
         images, labels = npz["images"], npz["labels"].astype(np.int64)
@@ -142,6 +141,7 @@ def _synthesize(
         "candidates": summary.get("candidates", {}),
         "rejected": summary.get("rejected", {}),
         "shortfall": summary.get("shortfall", {}),
+        "withheld": sorted(summary.get("withheld", {})),
     }
     drawn = sum(info["candidates"].values())
     info["acceptance_rate"] = (len(images) / drawn) if drawn else None

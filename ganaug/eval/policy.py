@@ -36,6 +36,8 @@ class MixPolicy:
       GAN must beat on imbalanced data.
     - ``filter``: the augment confidence filter, with the real-only arm's classifier (trained on the
       same real subset) rejecting samples whose intended class has probability < ``min_confidence``.
+    - ``min_class_fidelity``: the augment class-fidelity gate: classes whose samples the real-only
+      arm's classifier recognises less often than this get no synthetic images (``None``: off).
     - ``near_duplicate``: the augment near-duplicate filter (rejects copies of training images).
     - ``curriculum``: ``"none"`` (train on the mix) or ``"pretrain"`` (the first ``pretrain_fraction``
       of the steps on the synthetic images only, then fine-tune on the real subset).
@@ -68,6 +70,7 @@ class MixPolicy:
     balance: bool = False
     filter: bool = False
     min_confidence: float = 0.9
+    min_class_fidelity: float | None = None
     near_duplicate: bool = False
     curriculum: str = "none"
     pretrain_fraction: float = 0.5
@@ -97,6 +100,8 @@ class MixPolicy:
             raise UsageError(f"pretrain_fraction must be in (0, 1), got {self.pretrain_fraction}")
         if not 0 <= self.min_confidence <= 1:
             raise UsageError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.min_class_fidelity is not None and not 0 <= self.min_class_fidelity <= 1:
+            raise UsageError(f"min_class_fidelity must be in [0, 1], got {self.min_class_fidelity}")
         self._check_new_fields()
 
     def _check_new_fields(self) -> None:
@@ -142,6 +147,7 @@ class MixPolicy:
             synthetic_weight=1.0,
             synthetic_share=None,
             filter=False,
+            min_class_fidelity=None,
             near_duplicate=False,
             truncation=None,
             soft_labels=False,
@@ -159,11 +165,24 @@ class MixPolicy:
             self.max_synthetic_ratio,
             self.filter,
             self.min_confidence if self.filter else None,
+            self.min_class_fidelity,
             self.near_duplicate,
             self.truncation,
             self.temperature,
             None if self.checkpoint == "last" else self.checkpoint,
         )
+
+    def augment_filters(self) -> tuple[list[str], dict[str, Any]]:
+        """The ``ganaug augment`` filters this policy asks for, and their options."""
+        names = (
+            (["confidence"] if self.filter else [])
+            + (["class-fidelity"] if self.min_class_fidelity is not None else [])
+            + (["near-duplicate"] if self.near_duplicate else [])
+        )
+        options: dict[str, Any] = {"min_confidence": self.min_confidence} if self.filter else {}
+        if self.min_class_fidelity is not None:
+            options["min_class_fidelity"] = self.min_class_fidelity
+        return names, options
 
     def picks_snapshot(self) -> bool:
         """True when ``checkpoint`` names a snapshot (``best`` or a step): it needs a run directory."""

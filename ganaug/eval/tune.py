@@ -178,9 +178,7 @@ def describe_policy(policy: Any) -> str:
 # -- policy files ----------------------------------------------------------------------------------
 def augment_options(policy: Any) -> dict[str, Any]:
     """The ``ganaug augment`` options a policy sets (the rest of it applies at training time)."""
-    filters = (["confidence"] if policy.filter else []) + (
-        ["near-duplicate"] if policy.near_duplicate else []
-    )
+    filters, filter_options = policy.augment_filters()
     out: dict[str, Any] = {
         "strategy": policy.strategy if policy.uses_gan() else 0.0,
         "max_synthetic_ratio": policy.max_synthetic_ratio,
@@ -190,9 +188,7 @@ def augment_options(policy: Any) -> dict[str, Any]:
         "temperature": policy.temperature,
         "checkpoint": policy.checkpoint,
     }
-    if policy.filter:
-        out["min_confidence"] = policy.min_confidence
-    return out
+    return {**out, **filter_options}
 
 
 def training_options(policy: Any) -> dict[str, Any]:
