@@ -163,21 +163,20 @@ def class_fidelity(context: AugmentContext, classifier: Any, per_class: int) -> 
     """The fraction of ``per_class`` samples of each class the generator has that ``classifier``
     labels as that class (top-1), drawn from a noise stream of their own (the run's seed, temperature
     and truncation), so the probe does not change which images the run writes."""
-    from ganaug.noise import NoiseStream
-    from ganaug.runtime import generator_indices
-
     opts, gen = context.options, context.generator
     seed = int(np.random.SeedSequence([int(context.seed), 0xF1DE]).generate_state(1)[0] >> 1)
-    stream = NoiseStream(seed, gen.z_dim, opts.get("truncation"), temperature=opts.get("temperature"))
-    to_gen = generator_indices(context.classes, gen.classes)
-    out: dict[str, float] = {}
-    for label, name in enumerate(context.classes):
-        if to_gen[label] < 0:
-            continue
-        images = gen.generate_from_noise(stream.take(per_class), np.full(per_class, to_gen[label]))
-        predicted = np.asarray(classifier.predict_proba(images)).argmax(1)
-        out[name] = float((predicted == label).mean())
-    return out
+    names = [c for c in context.classes if c in gen.classes]
+    labels = np.repeat(np.arange(len(names)), per_class)
+    images = gen.generate(
+        [names[i] for i in labels],
+        seed=seed,
+        truncation=opts.get("truncation"),
+        temperature=opts.get("temperature"),
+    )
+    column = np.array([context.classes.index(c) for c in names])
+    predicted = np.asarray(classifier.predict_proba(images)).argmax(1)
+    hits = predicted == column[labels]
+    return {name: float(hits[labels == i].mean()) for i, name in enumerate(names)}
 
 
 def _setup_class_fidelity(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:

@@ -431,3 +431,55 @@ def test_confidence_filter_trains_its_own_classifier(
     assert summary["filter_settings"]["confidence"]["classifier"] == "trained on the real data (3 steps)"
     assert summary["counts"]["synthetic"] == {"pullover": 28, "top": 0, "trouser": 26}
     assert summary["rejected"] == {"plugins.filters:confidence": 0}
+
+
+def test_class_fidelity_withholds_classes_the_classifier_does_not_recognise(
+    onnx_gen: Path, imbalanced: Path, tmp_path: Path
+) -> None:
+    clf = tmp_path / "clf.onnx"
+    write_biased_classifier(clf, ["trouser", "top", "pullover"], favourite="pullover")
+    out = tmp_path / "out"
+    res = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out),
+                  "--filter", "class-fidelity", "--filter-classifier", str(clf), "--fidelity-probe", "40",
+                  "--seed", str(SEED), "-q")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert (
+        "class 'trouser': no synthetic images (26 planned): --filter class-fidelity: the classifier "
+        "recognises 0% of 40 probe samples as 'trouser', below --min-class-fidelity 0.8"
+    ) in res.stderr
+    assert "'top'" not in res.stderr  # withheld too, but it had no images planned: no warning
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["synthetic"] == {"pullover": 28, "top": 0, "trouser": 0}
+    assert summary["shortfall"] == {}
+    assert summary["withheld"]["trouser"]["planned"] == 26
+    assert summary["withheld"]["top"]["planned"] == 0
+    assert "pullover" not in summary["withheld"]
+    gate = summary["filter_settings"]["class-fidelity"]
+    assert gate["fidelity"] == {"pullover": 1.0, "top": 0.0, "trouser": 0.0}
+    assert gate["min_class_fidelity"] == 0.8 and gate["probe_per_class"] == 40
+    # the probe draws its own noise: the classes that keep their images use the rows they always do
+    z = sorted(r["z_index"] for r in read_manifest(out) if r["source"] == "synthetic")
+    assert z == list(range(28))
+
+
+def test_class_fidelity_shares_the_classifier_it_trains_with_the_teacher(
+    onnx_gen: Path, imbalanced: Path, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    summary = augment_dataset(
+        imbalanced,
+        onnx_gen,
+        tmp_path / "out",
+        filters=["class-fidelity"],
+        min_class_fidelity=0.0,
+        plugin_options={"confidence_steps": 3, "fidelity_probe": 8},
+        soft_labels=True,
+        real="none",
+        echo=lines.append,
+    )
+    assert "withheld" not in summary  # threshold 0: every class passes
+    assert summary["counts"]["synthetic"] == {"pullover": 28, "top": 0, "trouser": 26}
+    gate = summary["filter_settings"]["class-fidelity"]
+    assert gate["classifier"] == summary["teacher"]["classifier"] == "trained on the real data (3 steps)"
+    assert sum("training the confidence filter's classifier" in line for line in lines) == 1
+    assert any(line.startswith("class fidelity of the generator: pullover") for line in lines)

@@ -120,9 +120,22 @@ def test_policy_fields_parse_and_validate():
     assert (p.soft_labels, p.fresh, p.loss, p.uses_gan()) == (True, True, "balanced_softmax", True)
     assert not MixPolicy(name="b", strategy=0, loss="balanced_softmax").uses_gan()
     for bad in ("loss=focal", "strategy=0,soft_labels=true", "strategy=0,fresh=true", "distill_weight=0",
-                "curriculum=pretrain,soft_labels=true"):  # fmt: skip
+                "curriculum=pretrain,soft_labels=true", "min_class_fidelity=1.5"):  # fmt: skip
         with pytest.raises(UsageError):
             MixPolicy.parse(bad)
+
+
+def test_class_fidelity_gate_is_a_synthetic_set_setting():
+    gated = MixPolicy.parse("name=g,strategy=4,soft_labels=true,min_class_fidelity=0.8")
+    assert gated.min_class_fidelity == 0.8
+    assert gated.synthetic_key() != MixPolicy(name="g", strategy=4, soft_labels=True).synthetic_key()
+    assert gated.augment_filters() == (["class-fidelity"], {"min_class_fidelity": 0.8})
+    both = MixPolicy(filter=True, min_confidence=0.5, min_class_fidelity=0.7, near_duplicate=True)
+    assert both.augment_filters() == (
+        ["confidence", "class-fidelity", "near-duplicate"],
+        {"min_confidence": 0.5, "min_class_fidelity": 0.7},
+    )
+    assert gated.control().min_class_fidelity is None  # the control has no synthetic images to gate
 
 
 def test_control_differs_only_in_the_synthetic_part(data):
@@ -156,16 +169,17 @@ def test_control_differs_only_in_the_synthetic_part(data):
 
 def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
     train, test = data
-    lines = []
+    lines, warnings = [], []
     policies = [
         MixPolicy(name="soft", strategy=1, synthetic_share=0.25, soft_labels=True),
         MixPolicy(name="fresh", strategy=1, synthetic_share=0.5, fresh=True, refresh_steps=3),
         MixPolicy(name="bsoftmax", strategy=0, loss="balanced_softmax"),
+        MixPolicy(name="gate", strategy=1, min_class_fidelity=1.0),
     ]
     rep = uplift(train, test, imbalance=[8, 3, 5], seeds=2, out_dir=tmp_path / "u", generator=generator,
                  policies=policies, classifier_steps=8, classifier_batch_size=8, quality=False,
-                 echo=lines.append)  # fmt: skip
-    assert rep["arms"] == ["real", "soft", "fresh", "bsoftmax", "soft-control"]
+                 echo=lines.append, warn=warnings.append)  # fmt: skip
+    assert rep["arms"] == ["real", "soft", "fresh", "bsoftmax", "gate", "soft-control"]
     assert rep["controls"] == {"soft": "soft-control"}
     for seed in rep["seeds"]:
         ctl, soft = seed["arms"]["soft-control"], seed["arms"]["soft"]
@@ -173,6 +187,15 @@ def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
         assert soft["synthetic"]["n_synthetic"] == 16 and soft["n_train"] == 32
         assert seed["arms"]["fresh"]["synthetic"]["fresh_pools"] == 3  # steps 0, 3 and 6 of 8
         assert seed["arms"]["bsoftmax"]["n_train"] == 16
+        gate = seed["arms"]["gate"]["synthetic"]  # fidelity 1.0: every imperfect class is withheld
+        assert gate["withheld"] and set(gate["withheld"]) <= set(CLASSES)
+        assert all(gate["counts"][c] == 0 for c in gate["withheld"])
+        assert gate["n_synthetic"] == sum(gate["counts"].values()) < 16
+        assert any(
+            w.startswith(f"policy 'gate': no synthetic images for {gate['withheld'][0]} (fidelity 0.")
+            and w.endswith("below min_class_fidelity 1")
+            for w in warnings
+        )
     diff = rep["paired_control"]["soft"]["accuracy"]
     expected = np.subtract(rep["summary"]["soft"]["accuracy"]["values"],
                            rep["summary"]["soft-control"]["accuracy"]["values"])  # fmt: skip
@@ -180,6 +203,7 @@ def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
     md = (tmp_path / "u" / "report.md").read_text()
     assert "GAN's contribution over the distillation control" in md and "| soft | soft-control |" in md
     assert "balanced softmax loss" in md and "fresh synthetic pool" in md
+    assert "classes with fidelity < 1.0 withheld" in md
     assert any("torch thread" in line for line in lines)
     assert rep["threads"] == torch.get_num_threads()
 

@@ -38,9 +38,10 @@ TINY = [
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GANAUG_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def _spawn(*args: str) -> subprocess.Popen:
+def _spawn(*args: str, launcher: tuple[str, ...] = ("-m", "ganaug")) -> subprocess.Popen:
+    """``python -m ganaug ARGS`` (or ``python LAUNCHER ARGS``) without output, one thread."""
     return subprocess.Popen(
-        [sys.executable, "-m", "ganaug", *args],
+        [sys.executable, *launcher, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**ENV, "GANAUG_CACHE_DIR": os.environ["GANAUG_CACHE_DIR"]},
@@ -211,12 +212,7 @@ def test_sigkill_during_export_leaves_no_partial_onnx(tmp_path, tiny_run):
     # 1) killed inside the write: the .onnx is written and checked, the rename onto OUT not yet done
     #    (the process is held there, so the kill cannot miss that moment however loaded the machine)
     flag = tmp_path.parent / f"{tmp_path.name}-paused"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PAUSE_BEFORE_RENAME, str(target), str(flag), *export],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**ENV, "GANAUG_CACHE_DIR": os.environ["GANAUG_CACHE_DIR"]},
-    )
+    proc = _spawn(str(target), str(flag), *export, launcher=("-c", PAUSE_BEFORE_RENAME))
     assert _wait_for(proc, flag.exists), "export never reached the rename"
     assert _kill(proc)
     assert not target.exists()

@@ -105,7 +105,9 @@ def test_recommendation_when_every_gan_policy_is_worse():
 
 
 def test_policy_file_round_trip_into_augment(files, tmp_path):
-    policy = MixPolicy(name="tuned", strategy=0.5, filter=True, min_confidence=0.3, soft_labels=True)
+    policy = MixPolicy(
+        name="tuned", strategy=0.5, filter=True, min_confidence=0.3, soft_labels=True, min_class_fidelity=0.0
+    )
     path = write_policy_file(tmp_path / "tuned_policy.json", policy, recommendation="x")
     assert load_policy_file(path) == policy
     body = json.loads(path.read_text())
@@ -116,8 +118,9 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
                    "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["strategy"] == 0.5 and summary["filters"] == ["confidence"]
+    assert summary["strategy"] == 0.5 and summary["filters"] == ["confidence", "class-fidelity"]
     assert summary["filter_settings"]["confidence"]["min_confidence"] == 0.3
+    assert summary["filter_settings"]["class-fidelity"]["min_class_fidelity"] == 0.0
     assert summary["soft_labels"] is True and sum(summary["counts"]["synthetic"].values()) > 0
     # an explicit flag beats the file
     out2 = tmp_path / "aug2"

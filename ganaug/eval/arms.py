@@ -145,6 +145,13 @@ def _synthesize(
     }
     drawn = sum(info["candidates"].values())
     info["acceptance_rate"] = (len(images) / drawn) if drawn else None
+    if info["withheld"]:
+        fidelity = summary.get("filter_settings", {}).get("class-fidelity", {}).get("fidelity", {})
+        warn(
+            f"policy {policy.name!r}: no synthetic images for "
+            + ", ".join(f"{c} (fidelity {fidelity.get(c, float('nan')):.2f})" for c in info["withheld"])
+            + f": below min_class_fidelity {policy.min_class_fidelity:g}"
+        )
     if info["shortfall"]:
         planned = len(images) + sum(info["shortfall"].values())
         warn(
