@@ -138,6 +138,27 @@ def test_class_fidelity_gate_is_a_synthetic_set_setting():
     assert gated.control().min_class_fidelity is None  # the control has no synthetic images to gate
 
 
+def test_a_withheld_class_keeps_its_share_of_the_batches(data):
+    train, _ = data  # 12 real images per class
+    keep = train.labels != 2  # the gate withheld class c2's 24 planned synthetic images
+    syn = Synthetic(
+        np.concatenate([train.images[keep]] * 2), np.concatenate([train.labels[keep]] * 2),
+        info={"withheld": {"c2": 24}},
+    )  # fmt: skip
+    labels_all = np.concatenate([train.labels, syn.labels])
+    for policy in (MixPolicy(strategy=2, synthetic_share=0.25), MixPolicy(strategy=2)):
+        arm = mix_arrays(policy, train, syn, 3)
+        w = arm["draw_weight"] / arm["draw_weight"].sum()
+        per_class = np.bincount(labels_all, weights=w, minlength=3)
+        assert per_class == pytest.approx([1 / 3] * 3)  # as without the gate: c2 is not starved
+        n = len(train)
+        assert np.ptp(w[:n][train.labels == 2]) == 0 and np.ptp(w[n:]) == pytest.approx(0)
+    share = mix_arrays(MixPolicy(strategy=2, synthetic_share=0.25), train, syn, 3)["draw_weight"]
+    assert share[len(train) :].sum() / share.sum() == pytest.approx(0.25 * 48 / 72)  # 48 of 72 planned
+    ungated = Synthetic(syn.images, syn.labels)
+    assert "draw_weight" not in mix_arrays(MixPolicy(strategy=2), train, ungated, 3)
+
+
 def test_control_differs_only_in_the_synthetic_part(data):
     train, _ = data
     policy = MixPolicy(
@@ -192,7 +213,7 @@ def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
         assert all(gate["counts"][c] == 0 for c in gate["withheld"])
         assert gate["n_synthetic"] == sum(gate["counts"].values()) < 16
         assert any(
-            w.startswith(f"policy 'gate': no synthetic images for {gate['withheld'][0]} (fidelity 0.")
+            w.startswith(f"policy 'gate': no synthetic images for {next(iter(gate['withheld']))} (fidelity 0.")
             and w.endswith("below min_class_fidelity 1")
             for w in warnings
         )

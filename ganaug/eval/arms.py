@@ -141,7 +141,7 @@ def _synthesize(
         "candidates": summary.get("candidates", {}),
         "rejected": summary.get("rejected", {}),
         "shortfall": summary.get("shortfall", {}),
-        "withheld": sorted(summary.get("withheld", {})),
+        "withheld": {c: int(w["planned"]) for c, w in summary.get("withheld", {}).items()},
     }
     drawn = sum(info["candidates"].values())
     info["acceptance_rate"] = (len(images) / drawn) if drawn else None

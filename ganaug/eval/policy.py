@@ -268,19 +268,39 @@ def mix_arrays(policy: MixPolicy, real: Any, syn: Synthetic, k: int) -> dict[str
         out["sample_weight"] = np.concatenate(
             [np.ones(n_real, np.float32), np.full(n_syn, policy.synthetic_weight, np.float32)]
         )
+    withheld = withheld_counts(syn, list(real.classes), k)
+    planned = n_syn + int(withheld.sum())  # the synthetic set before the class-fidelity gate
     if policy.synthetic_share is not None:
         share = policy.synthetic_share
-        out["draw_weight"] = np.concatenate(
-            [np.full(n_real, (1 - share) / n_real), np.full(n_syn, share / n_syn)]
+        real_w = np.full(n_real, (1 - share) / n_real) + _withheld_mass(real.labels, withheld) * (
+            share / planned
         )
+        out["draw_weight"] = np.concatenate([real_w, np.full(n_syn, share / planned)])
     elif policy.balance:
         out["draw_weight"] = class_balanced_weights(out["labels"], k)
+    elif withheld.any():
+        out["draw_weight"] = np.concatenate([1.0 + _withheld_mass(real.labels, withheld), np.ones(n_syn)])
     if policy.soft_labels:
         real_rows = np.full((n_real, k), np.nan, np.float32)
         out["soft_targets"] = np.concatenate([real_rows, _require_soft(policy, syn)])
     if policy.distill_real:
         out["distill_mask"] = np.concatenate([np.ones(n_real, bool), np.zeros(n_syn, bool)])
     return out
+
+
+def withheld_counts(syn: Synthetic, classes: list[str], k: int) -> np.ndarray:
+    """Synthetic images per class (``[k]``) that the class-fidelity gate withheld from ``syn``."""
+    counts = np.zeros(k, np.float64)
+    for name, n in (syn.info.get("withheld") or {}).items():
+        counts[classes.index(name)] = n
+    return counts
+
+
+def _withheld_mass(labels: np.ndarray, withheld: np.ndarray) -> np.ndarray:
+    """Per real image: its class's withheld synthetic count spread over the class's real images, so a
+    withheld class keeps its share of the batches (its synthetic places go to its real images)."""
+    real_counts = np.bincount(labels, minlength=len(withheld)).astype(np.float64)
+    return (withheld / np.maximum(real_counts, 1.0))[labels]
 
 
 def _require_soft(policy: MixPolicy, syn: Synthetic) -> np.ndarray:
