@@ -37,7 +37,8 @@ class MixPolicy:
     - ``filter``: the augment confidence filter, with the real-only arm's classifier (trained on the
       same real subset) rejecting samples whose intended class has probability < ``min_confidence``.
     - ``min_class_fidelity``: the augment class-fidelity gate: classes whose samples the real-only
-      arm's classifier recognises less often than this get no synthetic images (``None``: off).
+      arm's classifier recognises less often than this get no synthetic images (``None``: off). A
+      withheld class keeps its share of the batches: its synthetic places go to its real images.
     - ``near_duplicate``: the augment near-duplicate filter (rejects copies of training images).
     - ``curriculum``: ``"none"`` (train on the mix) or ``"pretrain"`` (the first ``pretrain_fraction``
       of the steps on the synthetic images only, then fine-tune on the real subset).

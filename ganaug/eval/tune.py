@@ -54,7 +54,9 @@ def default_grid(imbalanced: bool) -> list[Any]:
     (share, filter threshold, soft labels, strategy, rebalancing loss; on balanced data also the
     share-25 soft-label policy at temperature 0.8 (the better FID, label fidelity and CAS in
     ``benchmarks/quality_budget.py temperatures``), whose distillation control is shared with
-    ``gan-soft``'s, so it costs one more synthetic set and classifier per seed)."""
+    ``gan-soft``'s, so it costs one more synthetic set and classifier per seed; on imbalanced data
+    also GAN samples on top of oversampling with the class-fidelity gate, the GAN arm closest to
+    oversampling measured there)."""
     from ganaug.eval.policy import MixPolicy
 
     if imbalanced:
@@ -66,6 +68,7 @@ def default_grid(imbalanced: bool) -> list[Any]:
             MixPolicy(name="gan-bs", strategy=1.0, loss="balanced_softmax"),
             MixPolicy(name="gan-bs-soft", strategy=1.0, loss="balanced_softmax", soft_labels=True),
             MixPolicy(name="gan-over", strategy=1.0, balance=True),
+            MixPolicy(name="gan-over-cf80", strategy=1.0, balance=True, min_class_fidelity=0.8),
         ]
     return [
         MixPolicy(name="gan", strategy=1.0),
