@@ -68,7 +68,7 @@ OPTIONS = (
         "recognises less often than this.",
     ),
     PluginOption(
-        "fidelity_probe", DEFAULT_FIDELITY_PROBE, int, low=1, high=10**6,
+        "fidelity_probe", DEFAULT_FIDELITY_PROBE, int, low=1, high=10**4,
         help="--filter class-fidelity: probe samples per class.",
     ),
     PluginOption(

@@ -133,3 +133,15 @@ def test_gan_arms_are_compared_with_the_strongest_no_gan_arm():
     assert comparisons(report)["best_baseline"]["arm"] == "soft-control"
     no_gan = {**report, "arms": ["real", "over"], "controls": {}}
     assert "best_baseline" not in comparisons(no_gan)  # nothing to compare
+
+
+def test_terminal_table_keeps_its_columns_for_long_policy_names():
+    from ganaug.cli.eval_cmd import summary_lines
+
+    name = "gan-rare-over-cf80-long"
+    summary = {a: {k: {**v, "std": 0.5} for k, v in _arm(vals).items()}
+               for a, vals in (("real", [80.0, 82.0]), (name, [85.0, 86.0]))}  # fmt: skip
+    paired = {name: {"accuracy": {"mean": 4.5, "ci95": [1.0, 8.0]}}}
+    rows = summary_lines({"arms": ["real", name], "summary": summary, "paired": paired}).splitlines()
+    assert {row.index("±") for row in rows[1:3]} == {rows[1].index("±")}, rows  # columns line up
+    assert rows[2].startswith(name + " ") and rows[2].rstrip().endswith("+4.50 [+1.00, +8.00]")

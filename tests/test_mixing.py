@@ -213,7 +213,9 @@ def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
         assert all(gate["counts"][c] == 0 for c in gate["withheld"])
         assert gate["n_synthetic"] == sum(gate["counts"].values()) < 16
         assert any(
-            w.startswith(f"policy 'gate': no synthetic images for {next(iter(gate['withheld']))} (fidelity 0.")
+            w.startswith(
+                f"policy 'gate': no synthetic images for {next(iter(gate['withheld']))} (fidelity 0."
+            )
             and w.endswith("below min_class_fidelity 1")
             for w in warnings
         )

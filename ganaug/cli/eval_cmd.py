@@ -89,7 +89,8 @@ def summary_lines(report: dict[str, Any]) -> str:
     """The accuracy table of an uplift report as plain text (and the --tune recommendation)."""
     if report.get("arms") is None:
         return f"recommendation: {report['recommendation']}"
-    rows = [f"{'arm':14s} {'accuracy %':>16s} {'balanced %':>16s} {'Δ acc (95% CI)':>26s}"]
+    w = max(14, *(len(a) for a in report["arms"]))  # the arm column fits the longest policy name
+    rows = [f"{'arm':{w}s} {'accuracy %':>16s} {'balanced %':>16s} {'Δ acc (95% CI)':>26s}"]
     for arm in report["arms"]:
         acc = report["summary"][arm]["accuracy"]
         bal = report["summary"][arm]["balanced_accuracy"]
@@ -98,7 +99,7 @@ def summary_lines(report: dict[str, Any]) -> str:
             d = report["paired"][arm]["accuracy"]
             diff = f"{d['mean']:+.2f}{_ci(d)}"
         rows.append(
-            f"{arm:14s} {acc['mean']:8.2f} ± {acc['std']:5.2f} {bal['mean']:8.2f} ± {bal['std']:5.2f} "
+            f"{arm:{w}s} {acc['mean']:8.2f} ± {acc['std']:5.2f} {bal['mean']:8.2f} ± {bal['std']:5.2f} "
             f"{diff:>26s}"
         )
     for arm, ctl in report.get("controls", {}).items():
