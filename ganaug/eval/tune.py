@@ -55,8 +55,8 @@ def default_grid(imbalanced: bool) -> list[Any]:
     share-25 soft-label policy at temperature 0.8 (the better FID, label fidelity and CAS in
     ``benchmarks/quality_budget.py temperatures``), whose distillation control is shared with
     ``gan-soft``'s, so it costs one more synthetic set and classifier per seed; on imbalanced data
-    also GAN samples on top of oversampling with the class-fidelity gate, the GAN arm closest to
-    oversampling measured there)."""
+    also GAN samples for the rare classes only, at most one per real image, on top of oversampling
+    and through the class-fidelity gate: the GAN arm closest to oversampling measured there)."""
     from ganaug.eval.policy import MixPolicy
 
     if imbalanced:
@@ -68,7 +68,13 @@ def default_grid(imbalanced: bool) -> list[Any]:
             MixPolicy(name="gan-bs", strategy=1.0, loss="balanced_softmax"),
             MixPolicy(name="gan-bs-soft", strategy=1.0, loss="balanced_softmax", soft_labels=True),
             MixPolicy(name="gan-over", strategy=1.0, balance=True),
-            MixPolicy(name="gan-over-cf80", strategy=1.0, balance=True, min_class_fidelity=0.8),
+            MixPolicy(
+                name="gan-rare-over-cf80",
+                strategy="not majority",
+                max_synthetic_ratio=1.0,
+                balance=True,
+                min_class_fidelity=0.8,
+            ),
         ]
     return [
         MixPolicy(name="gan", strategy=1.0),
