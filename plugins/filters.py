@@ -189,10 +189,10 @@ def _setup_class_fidelity(context: AugmentContext, state: dict[str, Any]) -> dic
         if value < threshold:
             context.withhold(
                 name,
-                f"--filter class-fidelity: the classifier recognises {value:.0%} of {probe} probe samples "
+                f"--filter class-fidelity: the classifier recognises {value:.1%} of {probe} probe samples "
                 f"as {name!r}, below --min-class-fidelity {threshold:g}",
             )
-    context.echo("class fidelity of the generator: " + ", ".join(f"{c} {v:.2f}" for c, v in fidelity.items()))
+    context.echo("class fidelity of the generator: " + ", ".join(f"{c} {v:.3f}" for c, v in fidelity.items()))
     return {**conf, "threshold": threshold, "probe": probe, "fidelity": fidelity}
 
 

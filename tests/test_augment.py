@@ -445,7 +445,7 @@ def test_class_fidelity_withholds_classes_the_classifier_does_not_recognise(
     assert res.returncode == 0, res.stderr
     assert (
         "class 'trouser': no synthetic images (26 planned): --filter class-fidelity: the classifier "
-        "recognises 0% of 40 probe samples as 'trouser', below --min-class-fidelity 0.8"
+        "recognises 0.0% of 40 probe samples as 'trouser', below --min-class-fidelity 0.8"
     ) in res.stderr
     assert "'top'" not in res.stderr  # withheld too, but it had no images planned: no warning
     summary = json.loads((out / "summary.json").read_text())

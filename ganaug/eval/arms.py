@@ -149,7 +149,7 @@ def _synthesize(
         fidelity = summary.get("filter_settings", {}).get("class-fidelity", {}).get("fidelity", {})
         warn(
             f"policy {policy.name!r}: no synthetic images for "
-            + ", ".join(f"{c} (fidelity {fidelity.get(c, float('nan')):.2f})" for c in info["withheld"])
+            + ", ".join(f"{c} (fidelity {fidelity.get(c, float('nan')):.3f})" for c in info["withheld"])
             + f": below min_class_fidelity {policy.min_class_fidelity:g}"
         )
     if info["shortfall"]:
