@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ganaug.eval.classifier_train import train_classifier
     from ganaug.eval.onnx_classifier import OnnxClassifier
     from ganaug.hookspecs import PluginOption
-    from ganaug.runtime import OnnxGenerator
+    from ganaug.runtime import OnnxGenerator, make_noise
 
 #: Names loaded on first use: name -> module that defines it.
 _LAZY = {
@@ -36,6 +36,7 @@ _LAZY = {
     "SCORES_KEY": "ganaug.augment",
     "DatasetWriter": "ganaug.dataset_writer",
     "OnnxGenerator": "ganaug.runtime",
+    "make_noise": "ganaug.runtime",
     "OnnxClassifier": "ganaug.eval.onnx_classifier",
     "Classifier": "ganaug.eval.classifier_model",
     "train_classifier": "ganaug.eval.classifier_train",
@@ -58,6 +59,7 @@ __all__ = [
     "UsageError",
     "first_line",
     "hookimpl",
+    "make_noise",
     "ratio_plan",
     "train_classifier",
 ]

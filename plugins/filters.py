@@ -38,7 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.api import SCORES_KEY, AugmentContext, OnnxClassifier, PluginOption, UsageError, hookimpl
+from ganaug.api import (
+    SCORES_KEY,
+    AugmentContext,
+    OnnxClassifier,
+    PluginOption,
+    UsageError,
+    hookimpl,
+    make_noise,
+)
 
 STATE_KEY = "filters"
 DEFAULT_CONFIDENCE_STEPS = 500
@@ -165,18 +173,14 @@ def class_fidelity(context: AugmentContext, classifier: Any, per_class: int) -> 
     and truncation), so the probe does not change which images the run writes."""
     opts, gen = context.options, context.generator
     seed = int(np.random.SeedSequence([int(context.seed), 0xF1DE]).generate_state(1)[0] >> 1)
-    names = [c for c in context.classes if c in gen.classes]
-    labels = np.repeat(np.arange(len(names)), per_class)
-    images = gen.generate(
-        [names[i] for i in labels],
-        seed=seed,
-        truncation=opts.get("truncation"),
-        temperature=opts.get("temperature"),
-    )
-    column = np.array([context.classes.index(c) for c in names])
-    predicted = np.asarray(classifier.predict_proba(images)).argmax(1)
-    hits = predicted == column[labels]
-    return {name: float(hits[labels == i].mean()) for i, name in enumerate(names)}
+    out: dict[str, float] = {}
+    for i, name in enumerate(c for c in context.classes if c in gen.classes):
+        # class i takes rows i*per_class... of one stream; one class at a time bounds the memory
+        stream = make_noise(seed, gen.z_dim, opts.get("truncation"), i * per_class, opts.get("temperature"))
+        images = gen.generate_from_noise(stream.take(per_class), [name] * per_class)
+        predicted = np.asarray(classifier.predict_proba(images)).argmax(1)
+        out[name] = float((predicted == context.classes.index(name)).mean())
+    return out
 
 
 def _setup_class_fidelity(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:
