@@ -395,17 +395,27 @@ def write_biased_classifier(path: Path, onnx_classes: list[str], favourite: str)
     onnx.save(model, str(path))
 
 
+def augment_with_pullover_fan(
+    onnx_gen: Path, data: Path, tmp_path: Path, *flags: str
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """``ganaug augment`` (CLI) with ``flags`` and an ONNX filter classifier that always says
+    pullover; its columns come in another order than the data's classes (mapped by the metadata)."""
+    clf = tmp_path / "clf.onnx"
+    write_biased_classifier(clf, ["trouser", "top", "pullover"], favourite="pullover")
+    out = tmp_path / "out"
+    res = run_cli("augment", str(data), "-g", str(onnx_gen), "--out", str(out),
+                  "--filter-classifier", str(clf), *flags, "-q")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return res, out
+
+
 def test_confidence_filter_with_onnx_classifier_and_attempt_limit(
     onnx_gen: Path, imbalanced: Path, tmp_path: Path
 ) -> None:
-    clf = tmp_path / "clf.onnx"
-    # Columns in another order than the data's classes: mapped by the names in the metadata.
-    write_biased_classifier(clf, ["trouser", "top", "pullover"], favourite="pullover")
-    out = tmp_path / "out"
-    res = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out),
-                  "--filter", "confidence", "--filter-classifier", str(clf), "--min-confidence", "0.9",
-                  "--max-attempts", "2", "-q")  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    res, out = augment_with_pullover_fan(
+        onnx_gen, imbalanced, tmp_path, "--filter", "confidence", "--min-confidence", "0.9",
+        "--max-attempts", "2",
+    )  # fmt: skip
     assert (
         "class 'trouser': only 0 of 26 synthetic images passed the filters after 52 candidates" in res.stderr
     )
@@ -436,13 +446,10 @@ def test_confidence_filter_trains_its_own_classifier(
 def test_class_fidelity_withholds_classes_the_classifier_does_not_recognise(
     onnx_gen: Path, imbalanced: Path, tmp_path: Path
 ) -> None:
-    clf = tmp_path / "clf.onnx"
-    write_biased_classifier(clf, ["trouser", "top", "pullover"], favourite="pullover")
-    out = tmp_path / "out"
-    res = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(out),
-                  "--filter", "class-fidelity", "--filter-classifier", str(clf), "--fidelity-probe", "40",
-                  "--seed", str(SEED), "-q")  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    res, out = augment_with_pullover_fan(
+        onnx_gen, imbalanced, tmp_path, "--filter", "class-fidelity", "--fidelity-probe", "40",
+        "--seed", str(SEED),
+    )  # fmt: skip
     assert (
         "class 'trouser': no synthetic images (26 planned): --filter class-fidelity: the classifier "
         "recognises 0.0% of 40 probe samples as 'trouser', below --min-class-fidelity 0.8"
