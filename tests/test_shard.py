@@ -139,7 +139,7 @@ def run_augment(data: Path, gen: Path, out: Path, pipeline: Path, shard: Shard |
         strategy=kw.pop("strategy", 2.0),
         transforms=pipeline,
         synthetic_transforms=pipeline,
-        filters=["near-duplicate"],
+        filters=kw.pop("filters", ["near-duplicate"]),
         near_duplicate_threshold=0.001,
         plugins=[picky_plugin()],
         seed=5,
@@ -184,6 +184,22 @@ def test_augment_shortfall_adds_up_across_parts(
     for k, part in enumerate(parts):
         run_augment(images, onnx_gen, part, pipeline, shard=Shard(k, 2), **kw)
     assert merge_parts(parts, tmp_path / "merged")["shortfall"] == single["shortfall"]
+
+
+def test_augment_class_fidelity_gate_is_the_same_in_every_part(
+    onnx_gen: Path, images: Path, tmp_path: Path, pipeline: Path
+) -> None:
+    # every part probes the generator and decides the gate itself: the decisions must agree
+    kw = {"filters": ["class-fidelity"], "min_class_fidelity": 1.0,
+          "plugin_options": {"confidence_steps": 3, "fidelity_probe": 16}}  # fmt: skip
+    single = run_augment(images, onnx_gen, tmp_path / "single", pipeline, **kw)
+    assert single["withheld"] and any(single["counts"]["synthetic"].values())
+    parts = [tmp_path / "a", tmp_path / "b"]
+    for k, part in enumerate(parts):
+        run_augment(images, onnx_gen, part, pipeline, shard=Shard(k, 2), **kw)
+    merged = merge_parts(parts, tmp_path / "merged")
+    assert merged["withheld"] == single["withheld"] and merged["counts"] == single["counts"]
+    assert hash_tree(tmp_path / "merged") == hash_tree(tmp_path / "single")
 
 
 # -- merge errors ----------------------------------------------------------------------------------
