@@ -17,8 +17,9 @@ the near-duplicate filter rejected).
 
 ``class-fidelity``: a class-level gate, decided once before any image is written. The same
 classifier as ``confidence`` labels ``--fidelity-probe`` samples per class (their own noise stream,
-the run's temperature and truncation); a class whose samples it recognises as that class less often
-than ``--min-class-fidelity`` (default 0.8) gets no synthetic images at all (``summary.json``:
+seeded by ``--fidelity-seed`` or else ``--seed``; the run's temperature and truncation); a class
+whose samples it recognises as that class less often than ``--min-class-fidelity`` (default 0.8)
+gets no synthetic images at all (``summary.json``:
 ``withheld``, and every class's fidelity under ``filter_settings``). Samples a generator cannot draw
 recognisably tend to teach a classifier the wrong boundary between look-alike classes; the
 per-sample ``confidence`` filter keeps the few good-looking ones, which are the least informative.
@@ -78,6 +79,10 @@ OPTIONS = (
     PluginOption(
         "fidelity_probe", DEFAULT_FIDELITY_PROBE, int, low=1, high=10**4,
         help="--filter class-fidelity: probe samples per class.",
+    ),
+    PluginOption(
+        "fidelity_seed", None, int, low=0, high=2**63 - 1,
+        help="--filter class-fidelity: seed of the probe samples (default: from --seed).",
     ),
     PluginOption(
         "near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE, float, low=0, high=1,
@@ -169,10 +174,13 @@ def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, 
 # -- class fidelity -------------------------------------------------------------------------------
 def class_fidelity(context: AugmentContext, classifier: Any, per_class: int) -> dict[str, float]:
     """The fraction of ``per_class`` samples of each class the generator has that ``classifier``
-    labels as that class (top-1), drawn from a noise stream of their own (the run's seed, temperature
-    and truncation), so the probe does not change which images the run writes."""
+    labels as that class (top-1), drawn from a noise stream of their own (from ``--fidelity-seed``,
+    else the run's seed; the run's temperature and truncation), so the probe does not change which
+    images the run writes, and runs that share a probe seed take the same decision."""
     opts, gen = context.options, context.generator
-    seed = int(np.random.SeedSequence([int(context.seed), 0xF1DE]).generate_state(1)[0] >> 1)
+    base = opts.get("fidelity_seed")
+    base = int(context.seed) if base is None else int(base)
+    seed = int(np.random.SeedSequence([base, 0xF1DE]).generate_state(1)[0] >> 1)
     out: dict[str, float] = {}
     for i, name in enumerate(c for c in context.classes if c in gen.classes):
         # class i takes rows i*per_class... of one stream; one class at a time bounds the memory

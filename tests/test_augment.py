@@ -490,3 +490,31 @@ def test_class_fidelity_shares_the_classifier_it_trains_with_the_teacher(
     assert gate["classifier"] == summary["teacher"]["classifier"] == "trained on the real data (3 steps)"
     assert sum("training the confidence filter's classifier" in line for line in lines) == 1
     assert any(line.startswith("class fidelity of the generator: pullover") for line in lines)
+
+
+class _PixelSumClassifier:
+    """Predicts class ``sum of all pixel values mod k``: any change of a probe image can change it."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        guess = images.reshape(len(images), -1).astype(np.int64).sum(1) % self.k
+        return np.eye(self.k)[guess]
+
+
+def test_class_fidelity_probe_seed_decides_the_probe(onnx_gen: Path) -> None:
+    from ganaug_plugins.filters import class_fidelity
+
+    from ganaug.hookspecs import AugmentContext
+
+    def fidelity(run_seed: int, probe_seed: int | None) -> dict[str, float]:
+        context = AugmentContext(
+            classes=GEN_CLASSES, real=None, generator=OnnxGenerator(onnx_gen), seed=run_seed,
+            options={"fidelity_seed": probe_seed, "truncation": None, "temperature": None},
+        )  # fmt: skip
+        return class_fidelity(context, _PixelSumClassifier(len(GEN_CLASSES)), 64)
+
+    # eval uplift's fresh pools: other run seeds, one probe seed -> one gate decision
+    assert fidelity(1, 7) == fidelity(2, 7) == fidelity(7, None)
+    assert fidelity(1, None) != fidelity(2, None)  # by default the probe follows the run's seed

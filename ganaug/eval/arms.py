@@ -97,13 +97,16 @@ def _synthesize(
     warn: Callable[[str], None],
     soft_labels: bool = False,
     teacher: Path | None = None,
+    gate_seed: int | None = None,
 ) -> Synthetic:
     """GAN samples for ``policy`` through the augment pipeline (synthetic only, NPZ in ``out``);
-    with ``soft_labels`` also the teacher's probabilities (``teacher``, else the filter classifier)."""
+    with ``soft_labels`` also the teacher's probabilities (``teacher``, else the filter classifier).
+    ``gate_seed``: the class-fidelity probe's seed (``None``: from ``seed``)."""
     from ganaug.augment import augment_dataset
 
     filters, filter_options = policy.augment_filters()
-    filter_options.setdefault("min_confidence", policy.min_confidence)
+    if policy.min_class_fidelity is not None:  # one gate decision per seed, fresh pools included
+        filter_options["fidelity_seed"] = gate_seed
     summary = augment_dataset(
         real,
         policy.generator_for(generator),  # the policy's checkpoint (snapshot) of a run directory
@@ -257,6 +260,7 @@ def _synth(ctx: SeedContext, policy: MixPolicy, out: Path, seed: int, soft: bool
         ctx.complain,
         soft_labels=soft,
         teacher=ctx.teacher_path,
+        gate_seed=ctx.seed,
     )
 
 
