@@ -3,6 +3,7 @@ round trip into ``augment``, and proof that tuning never looks at the test split
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from ganaug.evaluate import MixPolicy, uplift
 from ganaug.tune import (
     augment_options,
     choose_policy,
+    default_grid,
     load_policy_file,
     stratified_split,
     write_policy_file,
@@ -104,6 +106,20 @@ def test_recommendation_when_every_gan_policy_is_worse():
     assert tie["choice"] == "real" and "no better" in tie["recommendation"]
 
 
+def test_default_grids_have_baselines_gated_arms_and_shared_controls():
+    for imbalanced in (False, True):
+        grid = default_grid(imbalanced)
+        names = [p.name for p in grid]
+        assert len(names) == len(set(names))
+        assert any(p.min_class_fidelity == 0.8 and p.uses_gan() for p in grid)
+    balanced = {p.name: p for p in default_grid(False)}
+    # the gated soft-label arm costs no extra control: its control is gan-soft's
+    gated, plain = balanced["gan-soft-cf80"].control(), balanced["gan-soft"].control()
+    assert gated == dataclasses.replace(plain, name=gated.name)
+    imbalanced = [p for p in default_grid(True) if not p.uses_gan()]
+    assert {p.name for p in imbalanced} == {"oversample", "balanced-softmax"}
+
+
 def test_policy_file_round_trip_into_augment(files, tmp_path):
     policy = MixPolicy(
         name="tuned", strategy=0.5, filter=True, min_confidence=0.3, soft_labels=True, min_class_fidelity=0.0
@@ -168,8 +184,13 @@ def test_eval_uplift_tune_cli(files, tmp_path):
               str(files["generator"]), "--classifier-steps", "6", "--classifier-batch-size", "8",
               "--no-quality", "--out", str(out), "-q"]  # fmt: skip
     tuning = ["--tune-generator", str(files["generator"])]
-    proc = run_cli(*common, "--tune", *tuning, "--policy", "name=gan,strategy=1")
+    proc = run_cli(*common, "--tune", *tuning, "--policy", "name=gan,strategy=1", "--steps", "2")
     assert proc.returncode == 0, proc.stderr
+    assert "the GAN training options are ignored" in proc.stderr  # both generators were given
+    # without --tune-generator they train the tuning GAN: no such warning (a usage error stops it early)
+    trains = run_cli(*common, "--tune", "--steps", "2", "--teacher", str(tmp_path / "none.onnx"))
+    assert trains.returncode == 2 and "--teacher not found" in trains.stderr
+    assert "ignored" not in trains.stderr
     assert proc.stdout.startswith("recommendation: ")
     report = json.loads((out / "report.json").read_text())
     assert report["arms"] is None and set(report["tune"]["validation"]) == {"real", "gan"}

@@ -54,7 +54,9 @@ def default_grid(imbalanced: bool) -> list[Any]:
     (share, filter threshold, soft labels, strategy, rebalancing loss; on balanced data also the
     share-25 soft-label policy at temperature 0.8 (the better FID, label fidelity and CAS in
     ``benchmarks/quality_budget.py temperatures``), whose distillation control is shared with
-    ``gan-soft``'s, so it costs one more synthetic set and classifier per seed; on imbalanced data
+    ``gan-soft``'s, so it costs one more synthetic set and classifier per seed, and the same policy
+    through the class-fidelity gate at 0.8 (the balanced GAN arm closest to its control measured so
+    far); on imbalanced data
     also GAN samples for the rare classes only, at most one per real image, on top of oversampling
     and through the class-fidelity gate: the GAN arm closest to oversampling measured there)."""
     from ganaug.eval.policy import MixPolicy
@@ -84,6 +86,9 @@ def default_grid(imbalanced: bool) -> list[Any]:
         MixPolicy(name="gan-soft-t08", strategy=4.0, synthetic_share=0.25, soft_labels=True, temperature=0.8),
         MixPolicy(
             name="gan-soft-distill", strategy=4.0, synthetic_share=0.25, soft_labels=True, distill_real=True
+        ),
+        MixPolicy(
+            name="gan-soft-cf80", strategy=4.0, synthetic_share=0.25, soft_labels=True, min_class_fidelity=0.8
         ),
     ]
 

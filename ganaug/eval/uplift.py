@@ -277,7 +277,8 @@ def run_uplift(
     test_ds = None
     if spec.test is not None:
         test_ds = load_dataset(spec.test, image_size=train_ds.image_size, channels=train_ds.channels)
-    if spec.generator is not None and spec.all_gan_options() and warn is not None:
+    trains_tuning_gan = spec.tune and spec.tune_generator is None
+    if spec.generator is not None and spec.all_gan_options() and not trains_tuning_gan and warn is not None:
         warn("--generator given: the GAN training options are ignored")
     if spec.tune and spec.policies and spec.tune_grid is None:
         spec = dataclasses.replace(spec, tune_grid=list(spec.policies))  # the user's arms are the grid
