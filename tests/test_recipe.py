@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -19,6 +20,8 @@ from ganaug.losses import lecam_penalty, mode_seeking_loss
 from ganaug.models import build_discriminator, build_generator
 from ganaug.snapshots import select_weights
 from ganaug.training import train
+from ganaug.training.config import NO_STEP_LIMIT
+from ganaug.training.logs import plain_line
 from ganaug.training.state import load_training_state
 
 
@@ -107,6 +110,32 @@ def test_time_budget_stops_on_cpu_time_and_checkpoints(tmp_path):
     # a resumed run may raise the budget; its CPU count continues from the checkpoint
     more = train(out=tmp_path / "run", resume=True, time_budget=0.004, explicit={"time_budget"})
     assert more.step > result.step and more.metrics["cpu_s"] >= 0.004 * 60
+
+
+def test_a_time_budget_without_steps_lifts_the_step_limit(tmp_path):
+    """``ganaug train DATA --time-budget 15`` trains for 15 CPU minutes, not to the default 3,000 steps."""
+    run = tmp_path / "budget"
+    ds = tiny_dataset()
+    np.savez(tmp_path / "tiny.npz", images=ds.images, labels=ds.labels)
+    proc = run_cli("train", str(tmp_path / "tiny.npz"), "--out", str(run), "--time-budget", "0.003",
+                   "--arch", "mlp", "--batch-size", "4", "--z-dim", "8", "--log-every", "1",
+                   "--snapshots", "0", "--sample-every", "1000", "--device", "cpu")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["steps"] == NO_STEP_LIMIT and saved["time_budget"] == 0.003
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("step ")]
+    assert lines and all("/" not in ln.split()[1] and ln.endswith("/0.003 min") for ln in lines), lines
+    # an explicit --steps still caps the run, and its lines still show the total
+    capped = train(out=tmp_path / "capped", dataset=tiny_dataset(), steps=3, time_budget=10.0, **TINY)
+    assert capped.step == 3
+    assert yaml.safe_load((tmp_path / "capped" / "config.yaml").read_text())["steps"] == 3
+    # a resumed run that has spent its budget says how to go on instead of training one more step
+    with pytest.raises(UsageError, match="already spent its --time-budget"):
+        train(out=run, resume=True)
+    assert plain_line({"step": 5, "loss_d": 1, "loss_g": 2, "d_accuracy": 0.5, "img_per_s": 9,
+                       "elapsed_s": 3, "cpu_s": 90}, 3000) == (
+        "step 5/3000  D loss 1.000  G loss 2.000  D acc 0.50  9 img/s  3 s"
+    )  # fmt: skip
 
 
 def test_snapshots_are_bounded_scored_and_selectable(tmp_path):

@@ -18,7 +18,7 @@ from typing import Any
 
 from ganaug import specs
 from ganaug.errors import UsageError
-from ganaug.limits import TRAIN_LIMITS, check_betas, positive
+from ganaug.limits import BIG, TRAIN_LIMITS, check_betas, positive
 from ganaug.specs import option
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -48,6 +48,9 @@ def _channels(value: Any) -> int:
         raise UsageError(f"must be 1 or 3, got {value!r}")
     return int(str(value).strip())
 
+
+#: ``steps`` of a run that ``--time-budget`` alone ends (budget given, ``--steps`` not).
+NO_STEP_LIMIT = BIG
 
 #: ``--temperatures`` default: sampling temperatures each EMA snapshot is scored at (val FID).
 DEFAULT_TEMPERATURES = (0.6, 0.8, 1.0, 1.2)
@@ -111,7 +114,11 @@ class TrainConfig:
     batch_size: int = option(
         64, limit=LIM["batch_size"], help="Images per training step (the global batch under torchrun)."
     )
-    steps: int = option(3000, limit=LIM["steps"], help="Total training steps (one G update each).")
+    steps: int = option(
+        3000,
+        limit=LIM["steps"],
+        help="Total training steps (one G update each); with --time-budget and no --steps, no step limit.",
+    )
     d_steps: int = option(1, limit=LIM["d_steps"], help="D updates per G update.")
     lr_g: float = option(2e-4, limit=LIM["lr_g"], help="Generator learning rate.")
     lr_d: float = option(
@@ -161,7 +168,10 @@ class TrainConfig:
     mode_seeking: float = option(1.0, help="Mode-seeking regulariser weight (Mao et al. 2019; 0: off).")
     lecam: float = option(0.0, help="LeCam regularisation weight on D (0: off).")
     time_budget: float | None = option(
-        None, limit=positive(), help="Stop after this many minutes of process CPU time."
+        None,
+        limit=positive(),
+        help="Stop after this many minutes of process CPU time (without --steps, the budget alone "
+        "decides when to stop).",
     )
     checkpoint_minutes: float | None = option(
         None, limit=positive(), help="Also checkpoint every this many CPU minutes."

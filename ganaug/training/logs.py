@@ -78,15 +78,23 @@ class ResultsLog:
         return self.plot_path
 
 
-def plain_line(row: dict[str, float], total_steps: int) -> str:
+def plain_line(row: dict[str, float], total_steps: int | None, budget_minutes: float | None = None) -> str:
     """One log interval as a plain line, for logs that are not a terminal (no progress bar there)::
 
     step 150/3000  D loss 1.234  G loss 0.987  D acc 0.62  312 img/s  41 s
+    step 150  D loss 1.234  G loss 0.987  D acc 0.62  312 img/s  41 s  CPU 0.6/15 min
+
+    ``total_steps`` None: no step limit (a time budget ends the run); ``budget_minutes``: the
+    ``--time-budget``, shown with the CPU minutes spent.
     """
-    return (
-        f"step {int(row['step'])}/{total_steps}  D loss {row['loss_d']:.3f}  G loss {row['loss_g']:.3f}  "
+    of = "" if total_steps is None else f"/{total_steps}"
+    line = (
+        f"step {int(row['step'])}{of}  D loss {row['loss_d']:.3f}  G loss {row['loss_g']:.3f}  "
         f"D acc {row['d_accuracy']:.2f}  {row['img_per_s']:.0f} img/s  {row['elapsed_s']:.0f} s"
     )
+    if budget_minutes is not None:
+        line += f"  CPU {row['cpu_s'] / 60.0:.1f}/{budget_minutes:g} min"
+    return line
 
 
 def _fmt(value: float) -> str:

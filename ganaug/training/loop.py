@@ -35,7 +35,7 @@ from ganaug.losses import get_loss, gradient_penalty, lecam_penalty, mode_seekin
 from ganaug.models import build_discriminator, build_generator
 from ganaug.noise import NoiseStream
 from ganaug.training import distributed as dist_util
-from ganaug.training.config import TrainConfig
+from ganaug.training.config import NO_STEP_LIMIT, TrainConfig
 from ganaug.training.device import autocast, resolve_device, resolve_precision
 from ganaug.training.logs import ResultsLog, plain_line
 from ganaug.training.snapshots import TrainScorer, latest_temperature, record_snapshot
@@ -403,7 +403,7 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(
-            total=self.cfg.steps,
+            total=self._step_limit(),
             initial=self.step,
             disable=not (self.progress and sys.stderr.isatty()),
             unit="step",
@@ -446,12 +446,22 @@ class Trainer:
         last = win.last
         bar.set_postfix(d=f"{last['loss_d']:.3f}", g=f"{last['loss_g']:.3f}", ips=f"{last['img_per_s']:.0f}")
         if win.plain:  # a log file, not a terminal: one line per log interval, no bar
-            print(plain_line(last, self.cfg.steps), file=sys.stderr, flush=True)
+            print(plain_line(last, self._step_limit(), self.cfg.time_budget), file=sys.stderr, flush=True)
         return stopping
+
+    def _step_limit(self) -> int | None:
+        """The run's last step, or None when only ``--time-budget`` ends it."""
+        return None if self.cfg.steps >= NO_STEP_LIMIT else self.cfg.steps
+
+    def _done_fraction(self, step: int) -> float:
+        """How far the run is: the larger of its step and CPU-budget fractions."""
+        budget = self.cfg.time_budget
+        by_budget = self._cpu_now() / (budget * 60.0) if budget is not None else 0.0
+        return max(step / self.cfg.steps, by_budget)
 
     def _check_collapse(self, step: int, win: _Window) -> None:
         win.perfect_windows = win.perfect_windows + 1 if win.last["d_accuracy"] >= 0.995 else 0
-        if win.perfect_windows >= self.cfg.divergence_patience and step >= self.cfg.steps // 10:
+        if win.perfect_windows >= self.cfg.divergence_patience and self._done_fraction(step) >= 0.1:
             raise TrainingDiverged(
                 f"D has separated real from fake perfectly for {win.perfect_windows} log intervals "
                 f"up to step {step}: G gets no useful gradient (collapse). "

@@ -27,7 +27,7 @@ from ganaug.output_safety import (
 )
 from ganaug.runtime import check_class_names
 from ganaug.training import distributed as dist_util
-from ganaug.training.config import TrainConfig, apply_preset, validate
+from ganaug.training.config import NO_STEP_LIMIT, TrainConfig, apply_preset, validate
 from ganaug.training.device import resolve_device
 from ganaug.training.logs import ResultsLog
 from ganaug.training.loop import Trainer, TrainResult
@@ -170,6 +170,8 @@ def train(
             {**options, "data": str(data) if data is not None else None, "out": str(out)}
         )
         cfg = apply_preset(cfg, explicit)
+        if cfg.time_budget is not None and "steps" not in explicit:
+            cfg.steps = NO_STEP_LIMIT  # "train for 15 CPU minutes" must not end at the default 3,000 steps
         validate(cfg)
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     validate(cfg)
@@ -251,6 +253,12 @@ def _start(
         if trainer.step >= cfg.steps:
             raise UsageError(
                 f"{run_dir} already reached step {trainer.step}; pass --steps N > {trainer.step}"
+            )
+        spent = trainer.cpu_s / 60.0
+        if cfg.time_budget is not None and spent >= cfg.time_budget:
+            raise UsageError(
+                f"{run_dir} already spent its --time-budget ({spent:.2f} of {cfg.time_budget:g} CPU "
+                f"minutes); pass --time-budget M > {spent:.2f}"
             )
     elif env.is_main:
         atomic_write_json(run_dir / "classes.json", ds.classes)
