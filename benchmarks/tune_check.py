@@ -54,17 +54,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def test_values(paths: list[Path], metric: str) -> dict[str, list[float]]:
-    """Arm -> per-seed test values (%) from uplift reports; the first file that has an arm wins."""
-    out: dict[str, list[float]] = {}
+    """Arm -> per-seed test values (%) from uplift reports, in seed order. ``ganaug eval uplift``
+    reports are combined by seed (one run per seed, e.g. ``--seed N --seeds 1``, adds up); for an
+    arm and seed the first file that has it wins."""
+    by_seed: dict[str, dict[int, float]] = {}
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if "rows" in data:  # benchmarks/uplift.py
+        if "rows" in data:  # benchmarks/uplift.py: seeds 0..n-1
             arms = {r["arm"]: r[metric]["values"] for r in data["rows"]}
+            seeds = None
         else:  # ganaug eval uplift report.json
             arms = {name: v[metric]["values"] for name, v in data["summary"].items()}
+            seeds = [int(s) for s in data["settings"]["seeds"]]
         for name, values in arms.items():
-            out.setdefault(name, [float(x) for x in values])
-    return out
+            keys = seeds if seeds is not None else list(range(len(values)))
+            have = by_seed.setdefault(name, {})
+            for seed, value in zip(keys, values, strict=True):
+                have.setdefault(seed, float(value))
+    return {name: [have[s] for s in sorted(have)] for name, have in by_seed.items()}
 
 
 def paired_ci(a: list[float], b: list[float]) -> tuple[float, float, float]:
@@ -168,13 +175,18 @@ def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
     import yaml
 
     from ganaug.eval.policy import MixPolicy
-    from ganaug.eval.tune import choose_policy, tune_summary
+    from ganaug.eval.tune import choose_policy, default_grid, tune_summary
 
     if config is None:
         raise SystemExit("--config is needed with per-seed tune.json files")
     cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
-    policies = {d["name"]: MixPolicy(**d) for d in cfg.get("policies") or []}
-    metric = "balanced_accuracy" if cfg.get("imbalance") else "accuracy"
+    imbalanced = bool(cfg.get("imbalance"))
+    # the candidates as eval uplift --tune had them: tune_grid (else the default grid) plus policies
+    grid = [MixPolicy(**d) for d in cfg.get("tune_grid") or []] or default_grid(imbalanced)
+    policies = {p.name: p for p in grid}
+    for d in cfg.get("policies") or []:
+        policies.setdefault(d["name"], MixPolicy(**d))
+    metric = "balanced_accuracy" if imbalanced else "accuracy"
     scores: dict[str, list[float]] = {}
     for path in sorted(paths, key=lambda p: json.loads(p.read_text(encoding="utf-8"))["seed"]):
         seed_scores = json.loads(path.read_text(encoding="utf-8"))
