@@ -209,11 +209,11 @@ def test_eval_quality_and_cas_and_uplift_with_a_given_generator(splits, generato
         "20",
         "--out",
         str(tmp_path / "q"),
-        "--json",
-        "-q",
+        "--json",  # without -q: the progress lines go to stderr, stdout is only the JSON
     )
     assert q.returncode == 0, q.stderr
     report = json.loads(q.stdout)
+    assert "feature extractor" in q.stderr
     assert report["n_synthetic"] == 36 and report["fid"] >= 0 and set(report["per_class"]) == {"0", "1", "2"}
     assert 0 <= report["memorisation"]["near_copy_rate"] <= 1
     assert (tmp_path / "q" / "quality.md").is_file() and (tmp_path / "q" / "fid_per_class.png").is_file()
@@ -261,10 +261,11 @@ def test_eval_quality_and_cas_and_uplift_with_a_given_generator(splits, generato
         "10",
         "--out",
         str(out),
-        "-q",
+        "--json",
     )
     assert u.returncode == 0, u.stderr
     rep = json.loads((out / "report.json").read_text())
+    assert json.loads(u.stdout)["arms"] == rep["arms"] and "seed 0: classifier" in u.stderr
     seed = rep["seeds"][0]
     assert seed["gan"]["trained"] is False and seed["n_real"] == 14
     assert seed["arms"]["gan"]["synthetic"]["counts"] == {"c0": 0, "c1": 6, "c2": 4}  # balance minority only

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import sys
 from typing import Any
 
 import click
 
-from ganaug.cli.common import echo, fail_usage, quiet_option, warn
+from ganaug.cli.common import echo, fail_usage, progress_to_stderr, quiet_option, warn
 from ganaug.specs import click_options, spec_from_params
 
 
@@ -57,7 +55,7 @@ def _merge(
         fail_usage("--merge joins finished parts; it takes no --generator or --shard")
     if not data:
         fail_usage("--merge needs the part folders, e.g. ganaug augment --merge p0 p1 --out OUT")
-    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+    with progress_to_stderr(as_json):
         summary = merge_parts(data, out, overwrite=overwrite, echo=lambda m: echo(m, quiet))
     _report(summary, out, as_json, quiet)
 
@@ -106,9 +104,7 @@ def _augment(
         fail_usage("missing option --generator/-g (a generator.onnx, run directory or .safetensors)")
     if spec.policy_file:
         spec = _apply_policy(spec, ctx, quiet)
-    # With --json, stdout carries only the JSON: progress lines (and any plugin output) go to stderr.
-    to_stderr = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
-    with warnings.catch_warnings(record=True) as caught, to_stderr:
+    with warnings.catch_warnings(record=True) as caught, progress_to_stderr(as_json):
         warnings.simplefilter("always")
         summary = run_augment(
             spec, overwrite=overwrite, progress=not quiet, echo=lambda m: echo(m, quiet), warn=warn,

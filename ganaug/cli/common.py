@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,6 +142,12 @@ def seed_option(default: int | None = 0) -> Callable[[F], F]:
 def quiet_option(func: F) -> F:
     """Add ``--quiet/-q``: no progress bars or informational output."""
     return click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final result.")(func)
+
+
+def progress_to_stderr(as_json: bool) -> contextlib.AbstractContextManager[Any]:
+    """With ``--json``, stdout carries only the JSON: progress lines (and any plugin or library
+    output) printed inside this context go to stderr."""
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
 def echo(message: str, quiet: bool = False) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ganaug.cli.common import echo, quiet_option, warn
+from ganaug.cli.common import echo, progress_to_stderr, quiet_option, warn
 from ganaug.eval.spec import CasSpec, QualitySpec, UpliftSpec, parse_pairs, parse_strategy
 from ganaug.specs import click_options, spec_from_params
 
@@ -67,13 +67,14 @@ def uplift_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     from ganaug.eval.uplift import run_uplift
 
     spec = spec_from_params(UpliftSpec, params)
-    report = run_uplift(
-        spec,
-        progress=not quiet,
-        echo=lambda m: echo(m, quiet),
-        warn=warn,
-        command="ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-    )
+    with progress_to_stderr(as_json):
+        report = run_uplift(
+            spec,
+            progress=not quiet,
+            echo=lambda m: echo(m, quiet),
+            warn=warn,
+            command="ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -144,7 +145,9 @@ def merge_cmd(reports: tuple[Path, ...], out: Path, as_json: bool, quiet: bool) 
     """
     from ganaug.eval.merge import run_merge
 
-    report = run_merge(list(reports), out, command="ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    command = "ganaug " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with progress_to_stderr(as_json):
+        report = run_merge(list(reports), out, command=command)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -168,9 +171,10 @@ def quality_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     """
     from ganaug.eval.quality import run_quality
 
-    report = run_quality(
-        spec_from_params(QualitySpec, params), progress=not quiet, echo=lambda m: echo(m, quiet)
-    )
+    with progress_to_stderr(as_json):
+        report = run_quality(
+            spec_from_params(QualitySpec, params), progress=not quiet, echo=lambda m: echo(m, quiet)
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -203,7 +207,8 @@ def cas_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     """
     from ganaug.eval.cas import run_cas
 
-    result = run_cas(spec_from_params(CasSpec, params), progress=not quiet)
+    with progress_to_stderr(as_json):
+        result = run_cas(spec_from_params(CasSpec, params), progress=not quiet)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
