@@ -361,7 +361,10 @@ def _import_object(spec: str) -> Any:
         with contextlib.redirect_stdout(sys.stderr):
             obj = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PluginError(f"cannot import plugin {spec!r}: {_first_line(exc)}") from None
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
+            hint = " (a plugin file's folder must be on PYTHONPATH, e.g. PYTHONPATH=. ganaug ...)"
+        raise PluginError(f"cannot import plugin {spec!r}: {_first_line(exc)}{hint}") from None
     except _PASS_THROUGH:
         raise
     except BaseException as exc:

@@ -6,7 +6,7 @@ application needs to sample from a ``generator.onnx`` written by ``ganaug export
     from ganaug.runtime import OnnxGenerator
 
     g = OnnxGenerator("generator.onnx")
-    images = g.generate(["sneaker", "bag", 3], seed=0)  # uint8 [3, H, W, C]
+    images = g.generate(["Sneaker", "Bag", 3], seed=0)  # uint8 [3, H, W, C]
 
 Latent noise comes from :class:`ganaug.noise.NoiseStream`, consumed in label order, so a seed gives
 the same images whatever the batch size -- and the same images as the torch generator it came from.

@@ -469,6 +469,19 @@ def test_class_fidelity_withholds_classes_the_classifier_does_not_recognise(
     assert z == list(range(28))
 
 
+def test_a_run_whose_every_planned_class_is_withheld_says_so(
+    onnx_gen: Path, imbalanced: Path, tmp_path: Path
+) -> None:
+    clf = tmp_path / "clf.onnx"
+    write_biased_classifier(clf, ["trouser", "top", "pullover"], favourite="pullover")
+    res = run_cli("augment", str(imbalanced), "-g", str(onnx_gen), "--out", str(tmp_path / "out"),
+                  "--filter-classifier", str(clf), "--filter", "class-fidelity", "--fidelity-probe", "8",
+                  "--strategy", '{"trouser": 10}')  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "every class the strategy asked for (trouser) was withheld" in res.stderr
+    assert "asks for no synthetic images" not in res.stderr  # it did ask; the gate took them
+
+
 def test_class_fidelity_shares_the_classifier_it_trains_with_the_teacher(
     onnx_gen: Path, imbalanced: Path, tmp_path: Path
 ) -> None:

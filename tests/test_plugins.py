@@ -260,8 +260,13 @@ def test_hookimpl_with_unknown_argument_is_rejected(plugin_dir: Path) -> None:
 
 
 def test_unimportable_plugin_is_named(plugin_dir: Path) -> None:
-    with pytest.raises(PluginError, match="cannot import plugin 'no_such_plugin_xyz'"):
+    with pytest.raises(PluginError, match="cannot import plugin 'no_such_plugin_xyz'.*on PYTHONPATH"):
         get_plugin_manager(["no_such_plugin_xyz"])
+    # a plugin that is found but lacks a dependency: the missing dependency is named, no PYTHONPATH hint
+    write_module(plugin_dir, "needs_a_dep", "import no_such_dependency_xyz\n")
+    with pytest.raises(PluginError, match="no_such_dependency_xyz") as info:
+        get_plugin_manager(["needs_a_dep"])
+    assert "PYTHONPATH" not in str(info.value)
     write_module(plugin_dir, "broken_on_import", "raise RuntimeError('boom at import')\n")
     with pytest.raises(PluginError, match=r"'broken_on_import' failed while being imported.*boom at import"):
         get_plugin_manager(["broken_on_import"])

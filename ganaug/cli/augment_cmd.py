@@ -78,7 +78,7 @@ def _augment(
       ganaug augment images/ -g runs/exp --out aug/ --strategy 0.5 \\
           --filter confidence,near-duplicate --min-confidence 0.8 \\
           --transforms real.yaml --synthetic-transforms synth.yaml --seed 1
-      ganaug augment data.npz -g g.onnx --out aug/ --strategy '{"bag": 500}' --format npz
+      ganaug augment data.npz -g g.onnx --out aug/ --strategy '{"Bag": 500}' --format npz
       ganaug augment --config aug/config.yaml --out aug2/
 
     \b
@@ -155,7 +155,8 @@ def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
         return
     counts = summary["counts"]
     if "before" not in counts:  # merged parts of ganaug sample
-        click.echo(f"wrote {sum(counts.values())} images ({len(counts)} classes) to {out}")
+        written = sum(1 for n in counts.values() if n)
+        click.echo(f"wrote {sum(counts.values())} images ({written} of {len(counts)} classes) to {out}")
         return
     width = max([len(c) for c in counts["before"]] + [5])
     filled = summary.get("filled") or {}
@@ -176,11 +177,17 @@ def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
 
 def no_synthetic_hint(summary: dict) -> str:
     """Why a run wrote no synthetic images, and the option that adds some."""
+    withheld = {c: w for c, w in (summary.get("withheld") or {}).items() if w.get("planned")}
+    if withheld:  # the strategy asked for images; a class gate took them all (warned per class above)
+        return (
+            f"note: no synthetic images: every class the strategy asked for ({', '.join(withheld)}) was "
+            "withheld (reasons above). Lower --min-class-fidelity, or train the generator longer."
+        )
     before = summary["counts"]["before"]
     strategy = summary.get("strategy")
     sizes = set(before.values())
-    why = f"every class already has {sizes.pop()} images" if len(sizes) == 1 else "for these class counts"
+    why = f": every class already has {sizes.pop()} images" if len(sizes) == 1 else " for these class counts"
     return (
-        f"note: strategy {strategy!r} asks for no synthetic images: {why}. "
+        f"note: strategy {strategy!r} asks for no synthetic images{why}. "
         "Pass a ratio such as --strategy 0.5 (half a synthetic image per real one) to add synthetic images."
     )

@@ -29,7 +29,7 @@ def sample(overwrite: bool, quiet: bool, **params: Any) -> None:
     \b
     Example:
       ganaug sample runs/exp --out synth/ --n-per-class 500 --seed 1
-      ganaug sample generator.onnx --out synth_npz -n 100 --classes bag,sneaker --format npz
+      ganaug sample generator.onnx --out synth_npz -n 100 --classes Bag,Sneaker --format npz
       ganaug sample g.onnx --out part3 -n 100000 --seed 1 --shard 3/8   # then: augment --merge
       ganaug sample --config synth/config.yaml --out synth2
     """
@@ -37,6 +37,5 @@ def sample(overwrite: bool, quiet: bool, **params: Any) -> None:
 
     result = run_sample(spec_from_params(SampleSpec, params), overwrite=overwrite, progress=not quiet)
     echo(f"generator sha256 {result.generator_sha256[:16]}…, seed {result.seed}", quiet)
-    click.echo(
-        f"wrote {result.count} images ({len(result.counts)} classes) to {result.out} in {result.seconds:.1f}s"
-    )
+    written = sum(1 for n in result.counts.values() if n)
+    click.echo(f"wrote {result.count} images ({written} classes) to {result.out} in {result.seconds:.1f}s")

@@ -122,7 +122,9 @@ class TrainConfig:
     d_steps: int = option(1, limit=LIM["d_steps"], help="D updates per G update.")
     lr_g: float = option(2e-4, limit=LIM["lr_g"], help="Generator learning rate.")
     lr_d: float = option(
-        4e-4, limit=LIM["lr_d"], help="Discriminator learning rate (two-timescale: twice --lr-g by default)."
+        4e-4,
+        limit=LIM["lr_d"],
+        help="Discriminator learning rate (two time-scales: twice the default --lr-g).",
     )
     betas: tuple[float, float] = option((0.5, 0.999), convert=_betas, metavar="B1,B2", help="Adam betas.")
     diffaugment: str = option(
