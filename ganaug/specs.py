@@ -238,10 +238,13 @@ def config_values(
     """A config mapping -> click ``default_map`` entries: keys checked (aliases renamed, with a
     warning), structured values only where the field takes them."""
     fields = {f.name: f for f in cli_fields(spec_cls)}
+    flag_names = {flag: name for name, f in fields.items() for flag in _long_flag_names(f)}
     aliases = {a: name for name, f in fields.items() for a in info_of(f).aliases}
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).lstrip("-").replace("-", "_")
+        if name not in fields and name in flag_names:  # the option's own flag: per-class, policy
+            name = flag_names[name]
         if name not in fields and name in aliases:
             if warn is not None:
                 warn(f"{source}: option {key!r} is deprecated, use {aliases[name]!r}")
@@ -255,6 +258,20 @@ def config_values(
             raise UsageError(f"{source}: option {key!r} takes a single value, got {type(value).__name__}")
         out[name] = value
     return out
+
+
+def _long_flag_names(field: dataclasses.Field) -> list[str]:
+    """A field's long flags as config keys (``--per-class`` -> ``per_class``; ``--x/--no-x`` -> ``x``)."""
+    info = info_of(field)
+    if info.argument:
+        return []
+    declared = info.flags or (f"--{field.name.replace('_', '-')}",)
+    names = []
+    for flag in declared:
+        first = flag.split("/")[0]
+        if first.startswith("--"):
+            names.append(first[2:].replace("-", "_"))
+    return names
 
 
 # -- click ----------------------------------------------------------------------------------------
@@ -350,6 +367,15 @@ def _param(field: dataclasses.Field) -> Callable[[F], F]:
     return click.option(*flags, field.name, **kwargs)
 
 
+def _subcommand_path(ctx: click.Context) -> str:
+    """``eval uplift`` for ``ganaug eval uplift`` (the root's name depends on how it was started)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
 def _config_param(spec_cls: type) -> Callable[[F], F]:
     def load(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         if value is None:
@@ -360,7 +386,7 @@ def _config_param(spec_cls: type) -> Callable[[F], F]:
                 spec_cls,
                 data,
                 value,
-                ctx.info_name or "",
+                _subcommand_path(ctx),
                 warn=lambda m: click.echo(f"warning: {m}", err=True),
             )
         except UsageError as exc:

@@ -303,6 +303,23 @@ def test_eval_uplift_usage_errors(splits, tmp_path):
     assert too_many.returncode == 1 and "error:" in too_many.stderr
 
 
+def test_config_keys_may_be_the_long_options(splits, tmp_path):
+    """README: --config keys = long options. The flag spellings (per-class, policy, gan-option) are
+    accepted as they are, without a deprecation warning; an unknown key names the whole command."""
+    cfg = tmp_path / "flags.yaml"
+    cfg.write_text(
+        f"data: {splits['train']}\nper-class: 4\nseeds: 1\ngan-option: {{steps: 2}}\n"
+        "policy: ['name=g,strategy=1']\n"
+    )
+    # no --test: stops with that usage error, after the config file was read
+    proc = run_cli("eval", "uplift", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "missing option --test" in proc.stderr, proc.stderr
+    assert "deprecated" not in proc.stderr and "unknown option" not in proc.stderr
+    cfg.write_text("per-clas: 4\n")
+    bad = run_cli("eval", "uplift", "--config", str(cfg))
+    assert bad.returncode == 2 and "unknown option 'per-clas' for 'ganaug eval uplift'" in bad.stderr
+
+
 def test_per_seed_generator_placeholder_names_the_missing_one(tmp_path):
     from ganaug.evaluate import uplift
 
