@@ -169,6 +169,11 @@ def quality_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     Example:
       ganaug eval quality -g runs/exp --data test.npz --train train.npz --n-per-class 500 --out q/
     """
+    from ganaug.cli.preflight import require_data, require_generator
+
+    require_generator(params.get("generator"))  # before torch is imported: fast
+    for path in (params.get("data"), params.get("train")):
+        require_data(path)
     from ganaug.eval.quality import run_quality
 
     with progress_to_stderr(as_json):
@@ -205,6 +210,11 @@ def cas_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     Example:
       ganaug eval cas -g generator.onnx --data train.npz --test test.npz --n-per-class 500
     """
+    from ganaug.cli.preflight import require_data, require_generator
+
+    require_generator(params.get("generator"))  # before torch is imported: fast
+    for path in (params.get("data"), params.get("test")):
+        require_data(path)
     from ganaug.eval.cas import run_cas
 
     with progress_to_stderr(as_json):

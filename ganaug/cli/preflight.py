@@ -31,6 +31,12 @@ def require_run(path: str) -> None:
         raise CheckpointError(f"generator not found: {path}")
 
 
+def require_resumable(out: str) -> None:
+    """``--resume`` needs a run directory (the library's message, before torch is imported)."""
+    if not (Path(out) / "config.yaml").is_file():
+        raise UsageError(f"--resume: {out} is not a run directory (no config.yaml)")
+
+
 def require_files(**files: str | None) -> None:
     """Each given option file (``--transforms`` ...) must exist: ``require_files(transforms=path)``."""
     for option, path in files.items():
@@ -44,4 +50,11 @@ def require_out_not_file(out: str, option: str = "--out") -> None:
         raise UsageError(f"{option} {out} is a file, not a folder")
 
 
-__all__ = ["require_data", "require_files", "require_generator", "require_out_not_file", "require_run"]
+__all__ = [
+    "require_data",
+    "require_files",
+    "require_generator",
+    "require_out_not_file",
+    "require_resumable",
+    "require_run",
+]

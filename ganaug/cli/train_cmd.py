@@ -64,7 +64,7 @@ def train(ctx: click.Context, resume: bool, overwrite: bool, quiet: bool, **para
       ganaug train images/ --out runs/seed --preset seed
       torchrun --standalone --nproc_per_node=4 -m ganaug train images/ --out runs/exp
     """
-    from ganaug.cli.preflight import require_data, require_out_not_file
+    from ganaug.cli.preflight import require_data, require_out_not_file, require_resumable
 
     explicit = explicit_options(ctx)
     cfg = spec_from_params(TrainConfig, params)
@@ -72,6 +72,8 @@ def train(ctx: click.Context, resume: bool, overwrite: bool, quiet: bool, **para
         raise click.UsageError("DATA is required unless --resume is given")
     require_data(cfg.data, cfg.labels)  # before torch is imported: fast, and nothing is created
     require_out_not_file(cfg.out)
+    if resume:
+        require_resumable(cfg.out)
     options = {f.name: getattr(cfg, f.name) for f in cli_fields(TrainConfig)}
     data, out = options.pop("data"), options.pop("out")
     if not resume:
