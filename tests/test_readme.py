@@ -34,6 +34,7 @@ from conftest import REPO
 README = REPO / "README.md"
 SHARED = REPO.parent / "shared"
 SKIP_MARK = re.compile(r"<!--\s*readme-test:\s*skip\b\s*(.*?)\s*-->")
+RUN_MARK = re.compile(r"<!--\s*readme-test:\s*run\s*-->")
 #: First words of command lines that are shown but not run (installing, testing, benchmarking).
 NOT_RUN = (
     ("pip",),
@@ -62,15 +63,18 @@ class Block:
     line: int  # 1-based line of the opening fence
     script: str
     skip: str | None
+    lang: str = "bash"
 
 
 def readme_blocks(text: str) -> list[Block]:
-    """The ``bash`` blocks of the README with their line and skip reason."""
+    """The ``bash`` blocks of the README with their line and skip reason, and the ``python`` blocks
+    marked ``<!-- readme-test: run -->`` (the others need the reader's own data or variables)."""
     lines = text.splitlines()
     blocks: list[Block] = []
     i = 0
     while i < len(lines):
-        if lines[i].strip() == "```bash":
+        lang = lines[i].strip().removeprefix("```")
+        if lines[i].strip().startswith("```") and lang in ("bash", "python"):
             start = i
             body = []
             i += 1
@@ -80,7 +84,10 @@ def readme_blocks(text: str) -> list[Block]:
             prev = next((ln for ln in reversed(lines[:start]) if ln.strip()), "")
             mark = SKIP_MARK.search(prev)
             skip = (mark.group(1).strip("() ") or "marked skip") if mark else None
-            blocks.append(Block(start + 1, "\n".join(body), skip))
+            if lang == "python" and not RUN_MARK.search(prev):
+                i += 1
+                continue
+            blocks.append(Block(start + 1, "\n".join(body), skip, lang))
         i += 1
     return blocks
 
@@ -132,7 +139,8 @@ BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
 
 
 def test_readme_has_runnable_examples() -> None:
-    runnable_blocks = [b for b in BLOCKS if not b.skip and runnable(b).strip()]
+    runnable_blocks = [b for b in BLOCKS if not b.skip and b.lang == "bash" and runnable(b).strip()]
+    assert any(b.lang == "python" and "OnnxGenerator" in b.script for b in BLOCKS)  # marked run
     assert len(runnable_blocks) >= 8
     assert "ganaug data example" in runnable(runnable_blocks[0])  # the examples need no download
     assert (
@@ -154,7 +162,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_readme_example_runs(block: Block, workspace: Path) -> None:
     if block.skip:
         pytest.skip(block.skip)
-    script = runnable(block)
+    script = runnable(block) if block.lang == "bash" else block.script
     if not script.strip():
         pytest.skip("installs, tests or benchmarks only")
     if str(SHARED) in script and not (SHARED / "data" / "fashion-mnist").is_dir():
@@ -164,8 +172,11 @@ def test_readme_example_runs(block: Block, workspace: Path) -> None:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "OMP_NUM_THREADS": "1",
     }
+    command = (
+        ["bash", "-euo", "pipefail", "-c", script] if block.lang == "bash" else [sys.executable, "-c", script]
+    )
     proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
+        command,
         cwd=workspace,
         env=env,
         capture_output=True,
