@@ -118,6 +118,7 @@ def test_default_grids_have_baselines_gated_arms_and_shared_controls():
     assert gated == dataclasses.replace(plain, name=gated.name)
     imbalanced = [p for p in default_grid(True) if not p.uses_gan()]
     assert {p.name for p in imbalanced} == {"oversample", "balanced-softmax"}
+    assert not any(p.filter for p in default_grid(True))  # ~10 candidates per kept image there
 
 
 def test_policy_file_round_trip_into_augment(files, tmp_path):
