@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ganaug.cli.common import echo, fail_usage, progress_to_stderr, quiet_option, warn
+from ganaug.cli.common import classes_written, echo, fail_usage, progress_to_stderr, quiet_option, warn
 from ganaug.specs import click_options, spec_from_params
 
 
@@ -155,8 +155,7 @@ def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
         return
     counts = summary["counts"]
     if "before" not in counts:  # merged parts of ganaug sample
-        written = sum(1 for n in counts.values() if n)
-        click.echo(f"wrote {sum(counts.values())} images ({written} of {len(counts)} classes) to {out}")
+        click.echo(f"wrote {sum(counts.values())} images ({classes_written(counts)}) to {out}")
         return
     width = max([len(c) for c in counts["before"]] + [5])
     filled = summary.get("filled") or {}

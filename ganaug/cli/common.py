@@ -150,6 +150,13 @@ def progress_to_stderr(as_json: bool) -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
+def classes_written(counts: dict[str, int]) -> str:
+    """``3 classes``, or ``2 of 10 classes`` when some of the generator's classes got no image."""
+    written, known = sum(1 for n in counts.values() if n), len(counts)
+    noun = "class" if known == 1 else "classes"
+    return f"{written} {noun}" if written == known else f"{written} of {known} {noun}"
+
+
 def echo(message: str, quiet: bool = False) -> None:
     """Print an informational line unless ``quiet``."""
     if not quiet:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ganaug.cli.common import echo, quiet_option
+from ganaug.cli.common import classes_written, echo, quiet_option
 from ganaug.sample_spec import SampleSpec
 from ganaug.specs import click_options, spec_from_params
 
@@ -37,5 +37,7 @@ def sample(overwrite: bool, quiet: bool, **params: Any) -> None:
 
     result = run_sample(spec_from_params(SampleSpec, params), overwrite=overwrite, progress=not quiet)
     echo(f"generator sha256 {result.generator_sha256[:16]}…, seed {result.seed}", quiet)
-    written = sum(1 for n in result.counts.values() if n)
-    click.echo(f"wrote {result.count} images ({written} classes) to {result.out} in {result.seconds:.1f}s")
+    click.echo(
+        f"wrote {result.count} images ({classes_written(result.counts)}) to {result.out} "
+        f"in {result.seconds:.1f}s"
+    )
