@@ -260,14 +260,18 @@ def config_values(
     return out
 
 
+def _flags(field: dataclasses.Field) -> tuple[str, ...]:
+    """A field's click declarations (default ``--field-name``)."""
+    return info_of(field).flags or (f"--{field.name.replace('_', '-')}",)
+
+
 def _long_flag_names(field: dataclasses.Field) -> list[str]:
     """A field's long flags as config keys (``--per-class`` -> ``per_class``; ``--x/--no-x`` -> ``x``)."""
     info = info_of(field)
     if info.argument:
         return []
-    declared = info.flags or (f"--{field.name.replace('_', '-')}",)
     names = []
-    for flag in declared:
+    for flag in _flags(field):
         first = flag.split("/")[0]
         if first.startswith("--"):
             names.append(first[2:].replace("-", "_"))
@@ -349,7 +353,7 @@ def _param(field: dataclasses.Field) -> Callable[[F], F]:
     if info.argument:  # ``multiple``: any number of them (nargs=-1)
         nargs = -1 if info.multiple else 1
         return click.argument(field.name, type=kind, required=info.required, nargs=nargs)
-    flags = info.flags or (f"--{field.name.replace('_', '-')}",)
+    flags = _flags(field)
     kwargs: dict[str, Any] = {"help": info.help, "show_default": info.show_default, "required": info.required}
     default = _default(field)
     if field.type in ("bool", bool) and "/" not in flags[0]:
