@@ -155,6 +155,15 @@ def merge_cmd(reports: tuple[Path, ...], out: Path, as_json: bool, quiet: bool) 
     echo(f"report: {out / 'report.md'}", quiet)
 
 
+def _require_inputs(params: dict[str, Any], *data_keys: str) -> None:
+    """The generator and data paths must exist: answered before torch is imported (fast)."""
+    from ganaug.cli.preflight import require_data, require_generator
+
+    require_generator(params.get("generator"))
+    for key in data_keys:
+        require_data(params.get(key))
+
+
 @eval_group.command("quality")
 @click_options(QualitySpec)
 @json_option
@@ -169,11 +178,7 @@ def quality_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     Example:
       ganaug eval quality -g runs/exp --data test.npz --train train.npz --n-per-class 500 --out q/
     """
-    from ganaug.cli.preflight import require_data, require_generator
-
-    require_generator(params.get("generator"))  # before torch is imported: fast
-    for path in (params.get("data"), params.get("train")):
-        require_data(path)
+    _require_inputs(params, "data", "train")
     from ganaug.eval.quality import run_quality
 
     with progress_to_stderr(as_json):
@@ -210,11 +215,7 @@ def cas_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     Example:
       ganaug eval cas -g generator.onnx --data train.npz --test test.npz --n-per-class 500
     """
-    from ganaug.cli.preflight import require_data, require_generator
-
-    require_generator(params.get("generator"))  # before torch is imported: fast
-    for path in (params.get("data"), params.get("test")):
-        require_data(path)
+    _require_inputs(params, "data", "test")
     from ganaug.eval.cas import run_cas
 
     with progress_to_stderr(as_json):
