@@ -280,7 +280,7 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
     for p in report["settings"]["policies"]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
-        lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.")
+        lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.{_reused_note(report, p['name'])}")
     controlled: dict[str, list[str]] = {}  # a control shared by several arms is listed once
     for arm, ctl in report.get("controls", {}).items():
         controlled.setdefault(ctl, []).append(f"`{arm}`")
@@ -290,6 +290,20 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
             "distilled from the same teacher."
         )
     return lines
+
+
+def _reused_note(report: dict[str, Any], arm: str) -> str:
+    """ " Trained exactly as `x` on seed(s) ..." where an arm's result was another arm's."""
+    same: dict[str, list[str]] = {}
+    for r in report.get("seeds", []):
+        first = r.get("arms", {}).get(arm, {}).get("same_as")
+        if first:
+            same.setdefault(first, []).append(str(r["seed"]))
+    return "".join(
+        f" Seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: trained exactly as `{first}` "
+        "(the same synthetic images and training fields), result reused."
+        for first, seeds in same.items()
+    )
 
 
 def _per_class_section(report: dict[str, Any]) -> list[str]:

@@ -231,6 +231,47 @@ def test_uplift_soft_fresh_and_rebalancing_arms(data, generator, tmp_path):
     assert rep["threads"] == torch.get_num_threads()
 
 
+def test_an_arm_that_trains_exactly_as_an_earlier_one_is_not_trained_again(data, tmp_path):
+    """The generator chose temperature 0.8: a policy at 0.8 draws the same images as one at the
+    generator's own temperature, and a class-fidelity gate at 0 withholds nothing; both reuse the
+    first arm's result, which is what training them on their own gives."""
+    import torch
+
+    from ganaug.checkpoint import save_generator
+    from ganaug.models import build_generator
+
+    torch.manual_seed(0)
+    module = build_generator("mlp", num_classes=3, z_dim=8, image_size=16, channels=1, width=16)
+    gen = tmp_path / "g.safetensors"
+    save_generator(gen, module, classes=CLASSES, run_id="t08", step=0, temperature=0.8)
+    train, test = data
+    opts = dict(per_class_n=8, seeds=[0], generator=str(gen), classifier_steps=8,
+                classifier_batch_size=8, quality=False)  # fmt: skip
+    own = dict(name="own", strategy=2, synthetic_share=0.25, soft_labels=True)
+    policies = [
+        MixPolicy(**own),
+        MixPolicy(**{**own, "name": "t08", "temperature": 0.8}),
+        MixPolicy(**{**own, "name": "gate0", "min_class_fidelity": 0.0}),
+        MixPolicy(**{**own, "name": "t05", "temperature": 0.5}),
+        MixPolicy(**{**own, "name": "hard", "soft_labels": False}),
+    ]
+    lines: list[str] = []
+    rep = uplift(train, test, out_dir=tmp_path / "u", policies=policies, echo=lines.append, **opts)
+    arms = rep["seeds"][0]["arms"]
+    assert arms["t08"]["same_as"] == "own" and arms["gate0"]["same_as"] == "own"
+    assert arms["t08"]["train_seconds"] == 0.0
+    assert all("same_as" not in arms[a] for a in ("own", "t05", "hard", "own-control"))
+    assert sum("trains exactly as 'own'" in line for line in lines) == 2
+    assert sum("synthetic images for 't08'" in line for line in lines) == 0  # one set for both
+    md = (tmp_path / "u" / "report.md").read_text()
+    assert "- `t08`:" in md and "Seed 0: trained exactly as `own`" in md
+    alone = uplift(train, test, out_dir=tmp_path / "alone", policies=[policies[1], policies[2]], **opts)
+    solo = alone["seeds"][0]["arms"]
+    assert "same_as" not in solo["t08"] and solo["gate0"]["same_as"] == "t08"
+    assert solo["t08"]["accuracy"] == arms["t08"]["accuracy"] == arms["own"]["accuracy"]
+    assert solo["t08"]["per_class_accuracy"] == arms["own"]["per_class_accuracy"]
+
+
 # -- soft labels in augment outputs and GanAugDataset ----------------------------------------------
 def test_augment_soft_labels_in_manifest_and_npz(tmp_path, generator):
     x, y = pattern_images([6, 6, 6], size=16, seed=2)

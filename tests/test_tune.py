@@ -222,3 +222,16 @@ def test_the_tuning_generator_never_sees_the_validation_images(files, tmp_path):
     _tr, val = stratified_split(drawn.labels, 0.2, 0)
     val_images = {drawn.images[i].tobytes() for i in val}
     assert not val_images & {img.tobytes() for img in seen.images}
+
+
+def test_the_validation_table_names_candidates_that_trained_exactly_as_another(files, tmp_path):
+    """The test generator chose no temperature (1.0): ``temperature=1.0`` is the same candidate."""
+    x, y = files["arrays"]
+    out = tmp_path / "same"
+    grid = [MixPolicy(name="gan", strategy=1.0), MixPolicy(name="gan-t1", strategy=1.0, temperature=1.0)]
+    rep = uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=2, out_dir=out,
+                 tune_generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
+                 classifier_batch_size=8, quality=False)  # fmt: skip
+    assert rep["tune"]["same_as"] == {"gan-t1": {"gan": [0, 1]}}
+    assert rep["tune"]["validation"]["gan-t1"] == rep["tune"]["validation"]["gan"]
+    assert "| gan-t1 (seeds 0, 1: same training as gan) |" in (out / "report.md").read_text()

@@ -190,10 +190,23 @@ def policy_arms(
     """Train every policy's arm (and the distillation control of each soft-label arm) on ``ctx.real``
     plus GAN samples; ``score(clf)`` evaluates a classifier. Returns ``(results, controls)`` with
     ``controls`` mapping each soft-label arm to its control arm (soft-label arms whose controls are
-    the same training share the first one's)."""
+    the same training share the first one's). An arm that would train exactly as an earlier one --
+    the same synthetic images (e.g. ``temperature=0.8`` and a generator that chose 0.8 itself, or a
+    class-fidelity gate that withheld nothing) and the same training fields -- is not trained
+    again: its result is the earlier arm's, marked ``same_as``."""
     results: dict[str, dict[str, Any]] = {}
     sets: dict[tuple, tuple[Synthetic, float]] = {}
-    need_soft = {p.synthetic_key() for p in policies if p.soft_labels}
+    temperatures: dict[Path, float] = {}
+
+    def set_key(policy: MixPolicy) -> tuple:
+        if not policy.uses_gan() or policy.temperature is not None:
+            return policy.synthetic_key()
+        weights = policy.generator_for(ctx.gen_path)
+        if weights not in temperatures:
+            temperatures[weights] = _generator_temperature(weights)
+        return policy.synthetic_key(temperatures[weights])
+
+    need_soft = {set_key(p) for p in policies if p.soft_labels}
     controls: dict[str, str] = {}
     control_policies = []
     same_control: dict[str, str] = {}  # control settings (name aside) -> the control arm's name
@@ -206,8 +219,9 @@ def policy_arms(
             controls[policy.name] = same_control.setdefault(settings, ctl.name)
             if controls[policy.name] == ctl.name:
                 control_policies.append(ctl)
+    trained: dict[tuple, str] = {}  # (synthetic set, training fields) -> the arm that trained so
     for policy in [*policies, *control_policies]:
-        key = policy.synthetic_key()
+        key = set_key(policy)
         if policy.uses_gan() and key not in sets:
             notes = (", confidence filter" if policy.filter else "") + (
                 ", soft labels" if key in need_soft else ""
@@ -222,6 +236,16 @@ def policy_arms(
             syn, syn_seconds = sets[key]
         else:  # a no-GAN baseline: no synthetic set at all
             syn, syn_seconds = Synthetic(ctx.real.images[:0], ctx.real.labels[:0]), 0.0
+        same = (key if policy.fresh else _fingerprint(syn), policy.training_key())
+        if same in trained:
+            first = trained[same]
+            ctx.say(
+                f"seed {ctx.seed}: {policy.name!r} trains exactly as {first!r} here (the same synthetic "
+                "images and training fields): its result is reused"
+            )
+            results[policy.name] = {**results[first], "same_as": first, "train_seconds": 0.0}
+            continue
+        trained[same] = policy.name
         fresh_rounds: list[int] = []
 
         def fresh(r: int, policy: MixPolicy = policy, log: list[int] = fresh_rounds) -> Synthetic:
@@ -246,6 +270,23 @@ def policy_arms(
             "synthesis_seconds": round(syn_seconds, 2),
         }
     return results, controls
+
+
+def _generator_temperature(weights: Path) -> float:
+    """The temperature a generator samples at when a policy names none (its training-time choice)."""
+    from ganaug.sampling import open_sampler
+
+    return float(open_sampler(weights, device="cpu").default_temperature)
+
+
+def _fingerprint(syn: Synthetic) -> str:
+    """A digest of a synthetic set's contents (images, labels, teacher probabilities)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (syn.images, syn.labels, syn.soft):
+        h.update(b"-" if part is None else np.ascontiguousarray(part).tobytes() + str(part.shape).encode())
+    return h.hexdigest()
 
 
 def _synth(ctx: SeedContext, policy: MixPolicy, out: Path, seed: int, soft: bool) -> Synthetic:

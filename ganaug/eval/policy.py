@@ -159,8 +159,11 @@ class MixPolicy:
             checkpoint=None,
         )
 
-    def synthetic_key(self) -> tuple:
-        """Policies with equal keys share one synthetic set per seed."""
+    def synthetic_key(self, default_temperature: float | None = None) -> tuple:
+        """Policies with equal keys share one synthetic set per seed. ``default_temperature``: the
+        temperature the seed's generator samples at when the policy names none (so a policy at
+        ``temperature=0.8`` and one at the generator's own choice of 0.8 share a set)."""
+        temperature = self.temperature if self.temperature is not None else default_temperature
         return (
             str(self.strategy),
             self.max_synthetic_ratio,
@@ -169,8 +172,27 @@ class MixPolicy:
             self.min_class_fidelity,
             self.near_duplicate,
             self.truncation,
-            self.temperature,
+            temperature,
             None if self.checkpoint == "last" else self.checkpoint,
+        )
+
+    def training_key(self) -> tuple:
+        """The fields that decide how a classifier trains on the real images plus a given synthetic
+        set (everything but the name and the fields that decide the set's contents)."""
+        return (
+            self.uses_gan(),
+            self.synthetic_weight,
+            self.synthetic_share,
+            self.balance,
+            self.curriculum,
+            self.pretrain_fraction,
+            self.use_real,
+            self.loss,
+            self.soft_labels,
+            self.distill_real,
+            self.distill_weight,
+            self.fresh,
+            self.refresh_steps,
         )
 
     def augment_filters(self) -> tuple[list[str], dict[str, Any]]:

@@ -262,9 +262,14 @@ def load_policy_file(path: str | os.PathLike[str]) -> Any:
     return MixPolicy(**fields)
 
 
-def tune_summary(choice: dict[str, Any], scores: dict[str, list[float]]) -> dict[str, Any]:
-    """The ``tune`` entry of ``report.json``."""
-    return {**choice, "validation": {k: [round(v, 3) for v in vals] for k, vals in scores.items()}}
+def tune_summary(
+    choice: dict[str, Any],
+    scores: dict[str, list[float]],
+    same: dict[str, dict[str, list[int]]] | None = None,
+) -> dict[str, Any]:
+    """The ``tune`` entry of ``report.json``; ``same``: arm -> {arm it trained exactly as: seeds}."""
+    validation = {k: [round(v, 3) for v in vals] for k, vals in scores.items()}
+    return {**choice, "validation": validation, "same_as": same or {}}
 
 
 def tune_table(tune: dict[str, Any]) -> str:
@@ -272,8 +277,13 @@ def tune_table(tune: dict[str, Any]) -> str:
     means = tune["means"]
     what = tune["metric"].replace("_", " ")
     lines = [f"| candidate | validation {what} % (mean over seeds) |", "|---|---|"]
+    same = tune.get("same_as", {})
     for name in sorted(means, key=lambda n: -means[n]):
         mark = " (chosen)" if name == tune["choice"] else ""
+        mark += "".join(
+            f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: same training as {first})"
+            for first, seeds in same.get(name, {}).items()
+        )
         lines.append(f"| {name}{mark} | {means[name]:.2f} |")
     return "\n".join(lines)
 

@@ -40,6 +40,7 @@ def tune_policies(
     candidates = _tune_candidates(cfg)
     metric = "balanced_accuracy" if len(set(cfg.counts)) > 1 else "accuracy"
     scores: dict[str, list[float]] = {}
+    same: dict[str, dict[str, list[int]]] = {}  # arm -> the arm it trained exactly as -> seeds
     by_name = {p.name: p for p in candidates}
     for seed in cfg.seeds:
         seed_dir = out / f"seed_{seed}"
@@ -49,6 +50,8 @@ def tune_policies(
         atomic_write_json(seed_dir / "tune.json", val_scores)
         for name, res in val_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
+            if res.get("same_as"):
+                same.setdefault(name, {}).setdefault(res["same_as"], []).append(seed)
         by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
     choice = choose_policy(scores, by_name, metric)
     chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
@@ -62,7 +65,7 @@ def tune_policies(
         validation=choice["means"],
         recommendation=choice["recommendation"],
     )
-    return {"policy": tuned, "summary": tune_summary(choice, scores), "candidates": candidates}
+    return {"policy": tuned, "summary": tune_summary(choice, scores, same), "candidates": candidates}
 
 
 def tune_seed(
