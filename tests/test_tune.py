@@ -94,6 +94,38 @@ def test_a_gan_policy_ahead_within_the_seeds_noise_is_not_recommended():
     assert one["choice"] == "gan-soft" and "one seed: no noise estimate" in one["recommendation"]
 
 
+def test_paired_image_interval_needs_more_than_a_handful_of_differing_images():
+    from ganaug.metrics import paired_image_interval
+
+    y = np.zeros(40, int)
+    a, b = np.ones(40, int), np.ones(40, int)
+    a[:5] = b[:5] = 0  # both right on 5 images
+    same = paired_image_interval(y, b, a, 10)
+    assert same[0] < 0 < same[1] and same[0] == pytest.approx(-same[1])
+    b[5:10] = 0  # b is also right on 5 more: 5 differing images, all for b
+    # Agresti-Min by hand: (5.5 - 0.5) / 42 +- 1.96 * sqrt((6 - 25/42) / 42^2)
+    assert paired_image_interval(y, b, a, 10) == pytest.approx([1.0558, 22.7537], abs=1e-3)
+    b[9] = 1  # four differing images: not enough
+    assert paired_image_interval(y, b, a, 10)[0] < 0
+    # balanced: the average of per-class differences, so one class's gain counts for 1/K of it
+    y2 = np.array([0] * 20 + [1] * 20)
+    a2, b2 = np.where(y2 == 0, 1, 1), y2.copy()  # b right on all of class 0, a on none; both right on 1
+    lo, hi = paired_image_interval(y2, b2, a2, 2, balanced=True)
+    assert lo > 0 and (lo + hi) / 2 == pytest.approx(50.0 * 20 / 22, abs=1e-6)
+
+
+def test_one_seed_uses_the_noise_of_its_validation_images():
+    scores = {"real": [84.0], "gan-soft": [86.5]}  # one validation image of 40 apart
+    choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-2.4, 7.4])
+    assert choice["choice"] == "real" and choice["margin_ci95"] == [-2.4, 7.4]
+    assert choice["recommendation"].endswith(
+        "within the noise of one seed's validation images, 95% interval over the validation images "
+        "-2.4 to +7.4."
+    )
+    clear = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [0.3, 4.7])
+    assert clear["choice"] == "gan-soft" and "not the draw of the subset" in clear["recommendation"]
+
+
 def test_recommendation_when_every_gan_policy_is_worse():
     scores = {"real": [80.0, 80.0], "oversample": [83.0, 83.0], "gan": [79.0, 80.0], "gan-soft": [82.0, 82.0]}
     choice = choose_policy(scores, _grid(), "accuracy")
@@ -235,3 +267,20 @@ def test_the_validation_table_names_candidates_that_trained_exactly_as_another(f
     assert rep["tune"]["same_as"] == {"gan-t1": {"gan": [0, 1]}}
     assert rep["tune"]["validation"]["gan-t1"] == rep["tune"]["validation"]["gan"]
     assert "| gan-t1 (seeds 0, 1: same training as gan) |" in (out / "report.md").read_text()
+
+
+def test_a_one_seed_tune_judges_the_margin_on_its_validation_images(files, tmp_path):
+    x, y = files["arrays"]
+    out = tmp_path / "one"
+    grid = [MixPolicy(name="gan", strategy=1.0)]
+    rep = uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=1, out_dir=out,
+                 tune_generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
+                 classifier_batch_size=8, quality=False)  # fmt: skip
+    seed = json.loads((out / "seed_0" / "tune.json").read_text())
+    labels = seed["validation_labels"]
+    assert len(labels) == seed["n_validation"] == 3
+    for arm in ("real", "gan"):
+        hits = np.equal(seed["arms"][arm]["predictions"], labels).mean()
+        assert hits == pytest.approx(seed["arms"][arm]["accuracy"])
+    lo, hi = rep["tune"]["margin_ci95"]
+    assert lo < rep["tune"]["margin"] < hi and "no noise estimate" not in rep["recommendation"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +111,17 @@ def describe_baseline(policy: Any | None) -> str:
 
 
 def choose_policy(
-    scores: dict[str, list[float]], policies: dict[str, Any], metric: str = "accuracy"
+    scores: dict[str, list[float]],
+    policies: dict[str, Any],
+    metric: str = "accuracy",
+    image_ci: Callable[[str, str], list[float]] | None = None,
 ) -> dict[str, Any]:
     """Pick an arm by mean validation score (``scores``: arm -> per-seed values in %; ``policies``:
     arm -> MixPolicy, ``real`` may be absent). The best GAN arm is chosen only when it beats the best
     no-GAN arm *beyond the seeds' noise*: the paired 95% interval of its per-seed margin lies above
-    0 (with one seed: a margin above 0, and the text says there is no noise estimate). The best of
+    0. With one seed, ``image_ci(gan_arm, no_gan_arm)`` gives the interval over the validation
+    images instead (:func:`ganaug.metrics.paired_image_interval`); without it a margin above 0 is
+    enough and the text says there is no noise estimate. The best of
     several noisy validation scores is biased upwards, and a GAN grid has more candidates than the
     baselines: measured on 100 Fashion-MNIST images per class, validation put a GAN policy 1.0 point
     above the distillation control (interval -0.2 to +2.2) that lost 0.6 points to it on test.
@@ -135,26 +141,32 @@ def choose_policy(
     best_gan = max(gan, key=lambda n: means[n]) if gan else None
     best_no = max(no_gan, key=lambda n: means[n]) if no_gan else None
     margin = ci95 = None
+    over = "seeds"  # what the interval is over
     if best_gan is not None and best_no is not None:
         margin = means[best_gan] - means[best_no]
         n = min(len(scores[best_gan]), len(scores[best_no]))
         ci95 = paired_difference(scores[best_gan][:n], scores[best_no][:n])["ci95"]
+        if ci95 is None and image_ci is not None:
+            ci95, over = image_ci(best_gan, best_no), "the validation images"
     clear = margin is not None and margin > 0 and (ci95 is None or ci95[0] > 0)
     choice = best_gan if best_no is None or clear else best_no
     what = metric.replace("_", " ")
-    interval = "" if ci95 is None else f", 95% interval over seeds {ci95[0]:+.1f} to {ci95[1]:+.1f}"
+    interval = "" if ci95 is None else f", 95% interval over {over} {ci95[0]:+.1f} to {ci95[1]:+.1f}"
+    noise = "the seeds' noise" if over == "seeds" else "the noise of one seed's validation images"
     if choice == best_gan:
         versus = "" if best_no is None else f" over the best no-GAN arm `{best_no}`"
         gain = "" if margin is None else f": {margin:+.1f} points of {what} on validation{versus}{interval}"
-        alone = (
-            " (one seed: no noise estimate; use more seeds)" if margin is not None and ci95 is None else ""
-        )
+        alone = ""
+        if margin is not None and ci95 is None:
+            alone = " (one seed: no noise estimate; use more seeds)"
+        elif over != "seeds":
+            alone = " (one seed: the interval covers its validation images, not the draw of the subset)"
         text = f"GAN samples with policy `{choice}` ({describe_policy(policies[choice])}){gain}{alone}."
     elif margin is not None and margin > 0:
         words = describe_baseline(policies.get(best_no))
         text = (
             f"use {words} (`{best_no}`) without GAN samples: the best GAN policy `{best_gan}` was "
-            f"{margin:+.1f} points of {what} better on validation, within the seeds' noise{interval}."
+            f"{margin:+.1f} points of {what} better on validation, within {noise}{interval}."
         )
     else:
         words = describe_baseline(policies.get(best_no))

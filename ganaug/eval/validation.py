@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ganaug.eval.arms import SeedContext, policy_arms, real_classifier, seed_generator, seed_teacher
 from ganaug.eval.common import draw_subset
 from ganaug.eval.policy import MixPolicy
@@ -53,7 +55,10 @@ def tune_policies(
             if res.get("same_as"):
                 same.setdefault(name, {}).setdefault(res["same_as"], []).append(seed)
         by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
-    choice = choose_policy(scores, by_name, metric)
+    image_ci = None
+    if len(cfg.seeds) == 1:  # no spread over seeds: the noise of the validation images instead
+        image_ci = _validation_interval(val_scores, len(subset.classes), metric)
+    choice = choose_policy(scores, by_name, metric, image_ci)
     chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
     tuned = dataclasses.replace(chosen, name="tuned")
     say(f"tuned: {choice['recommendation']}")
@@ -66,6 +71,21 @@ def tune_policies(
         recommendation=choice["recommendation"],
     )
     return {"policy": tuned, "summary": tune_summary(choice, scores, same), "candidates": candidates}
+
+
+def _validation_interval(
+    val_scores: dict[str, Any], k: int, metric: str
+) -> Callable[[str, str], list[float]]:
+    """``(arm_b, arm_a) -> 95% interval of b - a`` over one seed's validation images (points)."""
+    from ganaug.metrics import paired_image_interval
+
+    labels, arms = val_scores["validation_labels"], val_scores["arms"]
+
+    def interval(b: str, a: str) -> list[float]:
+        pb, pa = arms[b]["predictions"], arms[a]["predictions"]
+        return paired_image_interval(labels, pb, pa, k, balanced=metric == "balanced_accuracy")
+
+    return interval
 
 
 def tune_seed(
@@ -103,13 +123,16 @@ def tune_seed(
     )
 
     def score(clf: Any) -> dict[str, Any]:
-        return classification_scores(val.labels, clf.predict(val.images), len(classes))
+        predictions = clf.predict(val.images)
+        scores = classification_scores(val.labels, predictions, len(classes))
+        return {**scores, "predictions": np.asarray(predictions).tolist()}
 
     arms, controls = policy_arms(ctx, candidates, cfg, score)
     return {
         "seed": seed,
         "n_train": len(tr),
         "n_validation": len(val),
+        "validation_labels": np.asarray(val.labels).tolist(),
         "gan": gan_info,
         "arms": {"real": score(real_clf), **arms},
         "controls": controls,
