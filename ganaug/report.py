@@ -454,11 +454,25 @@ def _tune_section(report: dict[str, Any]) -> list[str]:
         "Each seed's real subset was split into train / validation (stratified); every candidate "
         "trained on the train part and was scored on the validation part; the test split was not "
         "used. The choice, retrained on the whole subset, is the `tuned` arm above "
-        "(`tuned_policy.json`, for `ganaug augment --policy-file`). A GAN trained here saw the "
-        "validation images too, which can only favour the GAN policies.",
+        "(`tuned_policy.json`, for `ganaug augment --policy-file`). " + _tuning_generator_words(report),
         "",
         f"**Recommendation:** {report['recommendation']}",
     ]
+
+
+def _tuning_generator_words(report: dict[str, Any]) -> str:
+    """Which generator drew the GAN candidates' samples on validation, and what it saw."""
+    given = report.get("settings", {}).get("tune_generator")
+    if given:
+        return (
+            f"The GAN candidates sampled the generator given as `--tune-generator` (`{given}`): "
+            "it must have been trained on the train part only (as `OUT/seed_N/tune/gan` is); one "
+            "that saw the validation images favours the GAN policies there."
+        )
+    return (
+        "The GAN candidates sampled a generator trained per seed on the train part only "
+        "(`seed_N/tune/gan`), so the validation images were new to it."
+    )
 
 
 # -- plots -----------------------------------------------------------------------------------------

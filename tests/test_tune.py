@@ -242,8 +242,8 @@ def test_the_tuning_generator_never_sees_the_validation_images(files, tmp_path):
     x, y = files["arrays"]
     out = tmp_path / "leak"
     gan = {"arch": "mlp", "steps": 2, "batch_size": 4, "g_width": 8, "d_width": 8, "z_dim": 8, "snapshots": 0}
-    uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=1, out_dir=out,
-           generator=files["generator"], gan_options=gan, tune=True,
+    uplift(ImageDataset(x, y, CLASSES), ImageDataset(x[::4], y[::4], CLASSES), per_class_n=6, seeds=1,
+           out_dir=out, generator=files["generator"], gan_options=gan, tune=True,
            tune_grid=[MixPolicy(name="gan", strategy=1.0)], classifier_steps=6,
            classifier_batch_size=8, quality=False)  # fmt: skip
     tuned = json.loads((out / "seed_0" / "tune.json").read_text())
@@ -254,6 +254,8 @@ def test_the_tuning_generator_never_sees_the_validation_images(files, tmp_path):
     _tr, val = stratified_split(drawn.labels, 0.2, 0)
     val_images = {drawn.images[i].tobytes() for i in val}
     assert not val_images & {img.tobytes() for img in seen.images}
+    md = (out / "report.md").read_text()
+    assert "a generator trained per seed on the train part only (`seed_N/tune/gan`)" in md
 
 
 def test_the_validation_table_names_candidates_that_trained_exactly_as_another(files, tmp_path):
@@ -273,9 +275,13 @@ def test_a_one_seed_tune_judges_the_margin_on_its_validation_images(files, tmp_p
     x, y = files["arrays"]
     out = tmp_path / "one"
     grid = [MixPolicy(name="gan", strategy=1.0)]
-    rep = uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=1, out_dir=out,
-                 tune_generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
-                 classifier_batch_size=8, quality=False)  # fmt: skip
+    rep = uplift(ImageDataset(x, y, CLASSES), ImageDataset(x[::4], y[::4], CLASSES), per_class_n=6,
+                 seeds=1, out_dir=out, generator=files["generator"], tune_generator=files["generator"],
+                 tune=True, tune_grid=grid, classifier_steps=6, classifier_batch_size=8,
+                 quality=False)  # fmt: skip
+    md = (out / "report.md").read_text()
+    assert f"the generator given as `--tune-generator` (`{files['generator']}`)" in md
+    assert md.rstrip().endswith(rep["recommendation"])
     seed = json.loads((out / "seed_0" / "tune.json").read_text())
     labels = seed["validation_labels"]
     assert len(labels) == seed["n_validation"] == 3
