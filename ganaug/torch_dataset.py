@@ -31,6 +31,7 @@ import numpy as np
 import torch.utils.data
 
 from ganaug.errors import UsageError
+from ganaug.eval.common import is_number
 from ganaug.hookspecs import ratio_plan
 from ganaug.noise import BLOCK_ROWS, noise_block
 from ganaug.runtime import generator_indices, resolve_temperature
@@ -142,9 +143,45 @@ class GanAugDataset(torch.utils.data.Dataset):
             raise UsageError(f"the generator has no class {', '.join(map(repr, lacking))}")
         self.ratio = ratio
         self.n_real = len(real_labels)
+        #: Label (index into ``classes``) of each real item.
+        self.real_labels = real_labels
         #: Label (index into ``classes``) of each synthetic item.
         self.synthetic_labels = np.repeat(np.arange(len(self.classes), dtype=np.int64), per_class)
         self.n_synthetic = len(self.synthetic_labels)
+
+    @classmethod
+    def from_policy(
+        cls,
+        real_dataset: Any,
+        generator: str | Path | Any,
+        policy: Any,
+        transform: Callable[..., Any] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> GanAugDataset:
+        """The dataset a mixing policy describes (a :class:`ganaug.eval.policy.MixPolicy` or a policy
+        file such as ``eval uplift --tune``'s ``tuned_policy.json``): its strategy as ``ratio``, its
+        temperature and truncation, and with ``soft_labels`` the teacher's probabilities (pass
+        ``teacher=``). Draw batches with :func:`policy_sampler` for its batch mix; call
+        :meth:`set_epoch` every epoch for a ``fresh`` policy. A policy that filters its samples
+        (confidence filter, class-fidelity gate, near-duplicates) is refused: write those with
+        ``ganaug augment --policy-file`` and train on that folder."""
+        policy = _as_policy(policy)
+        filters, _ = policy.augment_filters()
+        if filters:
+            raise UsageError(
+                f"policy {policy.name!r} filters its samples ({', '.join(filters)}), which GanAugDataset "
+                "cannot do on the fly: write them with 'ganaug augment --policy-file' instead"
+            )
+        if policy.checkpoint not in (None, "last"):
+            generator = policy.generator_for(generator)
+        settings = {"truncation": policy.truncation, "temperature": policy.temperature}
+        if policy.soft_labels:
+            settings["return_soft_labels"] = True
+        ratio = policy.strategy if policy.uses_gan() else 0.0
+        if isinstance(ratio, str) and is_number(ratio):
+            ratio = float(ratio)
+        return cls(real_dataset, generator, ratio, transform, seed, **{**settings, **kwargs})
 
     # -- setup ---------------------------------------------------------------------------------------
     def _real_labels(self, labels: Any) -> np.ndarray:
@@ -326,6 +363,63 @@ class GanAugDataset(torch.utils.data.Dataset):
             f"GanAugDataset(real={self.n_real}, synthetic={self.n_synthetic}, ratio={self.ratio!r}, "
             f"generator={self.generator_source!r}, seed={self.seed}, epoch={self.epoch})"
         )
+
+
+def policy_sampler(
+    dataset: Any,
+    policy: Any,
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    synthetic: Sequence[bool] | np.ndarray | None = None,
+    num_samples: int | None = None,
+    seed: int = 0,
+) -> torch.utils.data.WeightedRandomSampler:
+    """A DataLoader ``sampler`` that draws items the way ``policy`` mixes its batches in ``ganaug
+    eval uplift``: ``synthetic_share`` of every batch from the synthetic items (the real ones
+    uniformly otherwise), or class-balanced batches (``balance``: oversampling, with or without GAN
+    samples), else uniformly. ``policy``: a MixPolicy or a policy file. ``dataset``: a
+    :class:`GanAugDataset` (labels and real/synthetic known), or any dataset with ``labels`` (one
+    class index per item) and ``synthetic`` (True for each synthetic item, e.g. from an augment
+    output's ``manifest.jsonl`` ``source``). Draws ``num_samples`` (default ``len(dataset)``)
+    indices with replacement per epoch (new ones each epoch; the same sequence for the same ``seed``)."""
+    from ganaug.eval.policy import draw_weights
+
+    policy = _as_policy(policy)
+    if labels is None and isinstance(dataset, GanAugDataset):
+        labels = np.concatenate([dataset.real_labels, dataset.synthetic_labels])
+        synthetic = np.arange(len(dataset)) >= dataset.n_real
+    if labels is None:
+        raise UsageError("policy_sampler needs labels= and synthetic= for a dataset other than GanAugDataset")
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    mask = np.zeros(len(labels), bool) if synthetic is None else np.asarray(synthetic, bool).reshape(-1)
+    if len(mask) != len(labels) or len(labels) != len(dataset):
+        raise UsageError(f"{len(labels)} labels and {len(mask)} synthetic flags for {len(dataset)} items")
+    if len(labels) and labels.min() < 0:
+        raise UsageError("labels must be >= 0")
+    k = int(labels.max()) + 1 if len(labels) else 1
+    real_idx = np.flatnonzero(~mask) if policy.use_real else np.zeros(0, np.int64)
+    syn_idx = np.flatnonzero(mask) if policy.uses_gan() else np.zeros(0, np.int64)
+    w = draw_weights(policy, labels[real_idx], labels[syn_idx], k)
+    weights = np.zeros(len(labels))  # synthetic items of a no-GAN policy are never drawn
+    weights[np.concatenate([real_idx, syn_idx])] = 1.0 if w is None else w
+    if weights.sum() <= 0:
+        raise UsageError(f"policy {policy.name!r} draws nothing from this dataset")
+    gen = torch.Generator().manual_seed(int(seed))
+    n = len(labels) if num_samples is None else int(num_samples)
+    return torch.utils.data.WeightedRandomSampler(weights.tolist(), n, replacement=True, generator=gen)
+
+
+def _as_policy(policy: Any) -> Any:
+    """A MixPolicy from a MixPolicy or a policy file path."""
+    from ganaug.eval.policy import MixPolicy
+
+    if isinstance(policy, MixPolicy):
+        return policy
+    if isinstance(policy, (str, Path)):
+        from ganaug.eval.tune import load_policy_file
+
+        return load_policy_file(policy)
+    raise UsageError(f"expected a MixPolicy or a policy file path, got {type(policy).__name__}")
 
 
 class _Columns:

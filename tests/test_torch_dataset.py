@@ -134,3 +134,59 @@ def test_bad_arguments(onnx_gen: Path, real: ImageDataset) -> None:
         GanAugDataset(renamed, onnx_gen, ratio=1.0)
     with pytest.raises(IndexError):
         GanAugDataset(real, onnx_gen, ratio=1.0)[60]
+
+
+# -- a tuned policy in your own training loop --------------------------------------------------------
+class _UniformTeacher:
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return np.full((len(images), 3), 1 / 3, np.float32)
+
+
+def test_policy_sampler_draws_the_policy_batch_mix(
+    onnx_gen: Path, real: ImageDataset, tmp_path: Path
+) -> None:
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.tune import write_policy_file
+    from ganaug.torch_dataset import policy_sampler
+
+    soft = MixPolicy(name="soft", strategy=4.0, synthetic_share=0.25, soft_labels=True)
+    path = write_policy_file(tmp_path / "tuned_policy.json", soft)
+    ds = GanAugDataset.from_policy(real, onnx_gen, path, teacher=_UniformTeacher(), return_source=True)
+    assert (ds.n_real, ds.n_synthetic) == (30, 120) and ds.return_soft_labels
+    sampler = policy_sampler(ds, path, num_samples=4000, seed=1)
+    weights = torch.as_tensor(sampler.weights)
+    assert weights[30:].sum() / weights.sum() == pytest.approx(0.25)  # a quarter of every batch
+    assert torch.allclose(weights[:30], weights[0]) and torch.allclose(weights[30:], weights[30])
+    drawn = torch.as_tensor(list(sampler))
+    assert 0.22 < (drawn >= 30).float().mean() < 0.28
+    again = policy_sampler(ds, path, num_samples=4000, seed=1)
+    assert list(again) == drawn.tolist() and list(again) != drawn.tolist()  # same seed; next epoch new
+    _image, _label, is_syn, target = ds[int(drawn[drawn >= 30][0])]
+    assert is_syn and target == pytest.approx([1 / 3] * 3)  # the teacher's probabilities
+    # oversampling, the usual no-GAN recommendation: class-balanced, synthetic items never drawn
+    over = policy_sampler(ds, MixPolicy(name="oversample", strategy=0, balance=True))
+    w = np.asarray(over.weights)
+    assert not w[30:].any()
+    per_class = np.bincount(real.labels, weights=w[:30])
+    assert per_class == pytest.approx(np.full(3, per_class[0]))
+    # any dataset: labels and synthetic flags given (e.g. an augment output and its manifest)
+    flags = np.arange(len(ds)) >= 30
+    labels = np.concatenate([ds.real_labels, ds.synthetic_labels])
+    same = policy_sampler(ds, soft, labels=labels, synthetic=flags)
+    assert np.allclose(same.weights, sampler.weights)
+
+
+def test_from_policy_refuses_what_it_cannot_do_on_the_fly(onnx_gen: Path, real: ImageDataset) -> None:
+    from ganaug.errors import UsageError
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.torch_dataset import policy_sampler
+
+    gated = MixPolicy(name="gated", strategy=1.0, min_class_fidelity=0.8)
+    with pytest.raises(UsageError, match="filters its samples \\(class-fidelity\\).*augment --policy-file"):
+        GanAugDataset.from_policy(real, onnx_gen, gated)
+    plain = GanAugDataset.from_policy(real, onnx_gen, MixPolicy(name="none", strategy=0, balance=True))
+    assert plain.n_synthetic == 0
+    with pytest.raises(UsageError, match="labels= and synthetic="):
+        policy_sampler(list(range(5)), MixPolicy())
+    with pytest.raises(UsageError, match="file not found: missing.json"):
+        policy_sampler(plain, "missing.json")

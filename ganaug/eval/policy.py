@@ -291,24 +291,48 @@ def mix_arrays(policy: MixPolicy, real: Any, syn: Synthetic, k: int) -> dict[str
         out["sample_weight"] = np.concatenate(
             [np.ones(n_real, np.float32), np.full(n_syn, policy.synthetic_weight, np.float32)]
         )
-    withheld = withheld_counts(syn, list(real.classes), k)
-    planned = n_syn + int(withheld.sum())  # the synthetic set before the class-fidelity gate
-    if policy.synthetic_share is not None:
-        share = policy.synthetic_share
-        real_w = np.full(n_real, (1 - share) / n_real) + _withheld_mass(real.labels, withheld) * (
-            share / planned
-        )
-        out["draw_weight"] = np.concatenate([real_w, np.full(n_syn, share / planned)])
-    elif policy.balance:
-        out["draw_weight"] = class_balanced_weights(out["labels"], k)
-    elif withheld.any():
-        out["draw_weight"] = np.concatenate([1.0 + _withheld_mass(real.labels, withheld), np.ones(n_syn)])
+    weights = draw_weights(policy, real.labels, syn.labels, k, withheld_counts(syn, list(real.classes), k))
+    if weights is not None:
+        out["draw_weight"] = weights
     if policy.soft_labels:
         real_rows = np.full((n_real, k), np.nan, np.float32)
         out["soft_targets"] = np.concatenate([real_rows, _require_soft(policy, syn)])
     if policy.distill_real:
         out["distill_mask"] = np.concatenate([np.ones(n_real, bool), np.zeros(n_syn, bool)])
     return out
+
+
+def draw_weights(
+    policy: MixPolicy,
+    real_labels: np.ndarray,
+    syn_labels: np.ndarray,
+    k: int,
+    withheld: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Relative draw weights of the real items followed by the synthetic ones, as ``policy`` mixes
+    its batches (``None``: draw uniformly): ``synthetic_share`` of every batch from the synthetic
+    items (the rest uniformly from the real ones), else class-balanced batches (``balance``).
+    ``withheld`` (``[k]``): synthetic images per class the class-fidelity gate withheld; their
+    places go to their class's real images."""
+    real_labels, syn_labels = np.asarray(real_labels, np.int64), np.asarray(syn_labels, np.int64)
+    n_real, n_syn = len(real_labels), len(syn_labels) if policy.uses_gan() else 0
+    withheld = np.zeros(k) if withheld is None else np.asarray(withheld, np.float64)
+    if n_syn == 0:
+        return class_balanced_weights(real_labels, k) if policy.balance else None
+    if not policy.use_real:
+        return None
+    planned = n_syn + int(withheld.sum())  # the synthetic set before the class-fidelity gate
+    if policy.synthetic_share is not None:
+        share = policy.synthetic_share
+        real_w = np.full(n_real, (1 - share) / max(n_real, 1)) + _withheld_mass(real_labels, withheld) * (
+            share / planned
+        )
+        return np.concatenate([real_w, np.full(n_syn, share / planned)])
+    if policy.balance:
+        return class_balanced_weights(np.concatenate([real_labels, syn_labels]), k)
+    if withheld.any():
+        return np.concatenate([1.0 + _withheld_mass(real_labels, withheld), np.ones(n_syn)])
+    return None
 
 
 def withheld_counts(syn: Synthetic, classes: list[str], k: int) -> np.ndarray:
