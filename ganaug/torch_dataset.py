@@ -165,8 +165,17 @@ class GanAugDataset(torch.utils.data.Dataset):
         ``teacher=``). Draw batches with :func:`policy_sampler` for its batch mix; call
         :meth:`set_epoch` every epoch for a ``fresh`` policy. A policy that filters its samples
         (confidence filter, class-fidelity gate, near-duplicates) is refused: write those with
-        ``ganaug augment --policy-file`` and train on that folder."""
+        ``ganaug augment --policy-file`` and train on that folder. The policy's loss is the training
+        loop's: soft cross-entropy on the soft targets, ``loss=balanced_softmax`` and
+        ``distill_real`` with :func:`ganaug.classifier.soft_cross_entropy` and
+        :func:`ganaug.classifier.balanced_softmax_adjustment`."""
         policy = _as_policy(policy)
+        if policy.soft_labels and kwargs.get("teacher") is None:
+            raise UsageError(
+                f"policy {policy.name!r} trains synthetic images on a teacher's soft labels: pass "
+                "teacher= (a ganaug classifier .safetensors such as eval uplift's "
+                "seed_N/real_classifier.safetensors, or an object with predict_proba)"
+            )
         filters, _ = policy.augment_filters()
         if filters:
             raise UsageError(

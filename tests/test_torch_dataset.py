@@ -184,6 +184,9 @@ def test_from_policy_refuses_what_it_cannot_do_on_the_fly(onnx_gen: Path, real: 
     gated = MixPolicy(name="gated", strategy=1.0, min_class_fidelity=0.8)
     with pytest.raises(UsageError, match="filters its samples \\(class-fidelity\\).*augment --policy-file"):
         GanAugDataset.from_policy(real, onnx_gen, gated)
+    soft = MixPolicy(name="soft", strategy=1.0, soft_labels=True)
+    with pytest.raises(UsageError, match="teacher's soft labels: pass teacher="):
+        GanAugDataset.from_policy(real, onnx_gen, soft)
     plain = GanAugDataset.from_policy(real, onnx_gen, MixPolicy(name="none", strategy=0, balance=True))
     assert plain.n_synthetic == 0
     with pytest.raises(UsageError, match="labels= and synthetic="):
