@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -182,6 +183,46 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
     bad.write_text("policy: {name: x, sharee: 0.3}\n")
     with pytest.raises(UsageError, match="sharee"):
         load_policy_file(bad)
+
+
+def test_a_wrong_policy_file_gets_one_line_that_says_what_is_wrong(files, tmp_path):
+    cases = {
+        "report.json": ('{"kind": "ganaug.uplift", "arms": [], "command": "x"}',
+                        "a 'ganaug.uplift' file, not a policy file"),
+        "summary.json": ('{"counts": {}, "classes": [], "strategy": 1.0, "filters": []}',
+                         "not a policy file (unknown fields classes, counts, filters)"),
+        "name.json": ('{"policy": "gan-bs"}', "'policy' must be a mapping of policy fields"),
+        "typed.json": ('{"strategy": 1.0, "min_confidence": "high", "filter": true}',
+                       "policy 'gan': min_confidence must be a number, got 'high'"),
+        "switch.yaml": ("policy: {name: p, fresh: maybe, strategy: 4, synthetic_share: 0.25}",
+                        "policy 'p': fresh must be true or false, got 'maybe'"),
+    }  # fmt: skip
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(UsageError, match=re.escape(f"policy file {tmp_path / name}: {message}")):
+            load_policy_file(tmp_path / name)
+    with pytest.raises(UsageError, match="a folder, not a policy file"):
+        load_policy_file(tmp_path)
+    out = tmp_path / "aug"
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out", str(out),
+                   "--policy-file", str(tmp_path / "typed.json"))  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not out.exists()
+    assert proc.stderr.strip().splitlines()[-1].endswith("min_confidence must be a number, got 'high'")
+
+
+def test_augment_with_a_no_gan_policy_says_where_the_policy_applies(files, tmp_path):
+    path = write_policy_file(tmp_path / "p.json", MixPolicy(name="tuned", strategy=0, balance=True))
+    out = tmp_path / "aug"
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out", str(out),
+                   "--policy-file", str(path), "--format", "npz")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = "policy 'tuned' uses no GAN samples: oversampling (class-balanced batches), applied when"
+    assert said in proc.stderr
+    assert "--strategy 0.5" not in proc.stderr  # no hint to add the samples the policy left out
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out",
+                   str(tmp_path / "a2"), "--policy-file", str(path), "--strategy", "0.5",
+                   "--format", "npz")  # fmt: skip
+    assert proc.returncode == 0 and "--strategy 0.5 adds them anyway" in proc.stderr
 
 
 class _Poisoned(ImageDataset):

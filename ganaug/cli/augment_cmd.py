@@ -26,9 +26,9 @@ def _declared() -> tuple:
         return ()
 
 
-def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> Any:
-    """``--policy-file``: the policy's augment options, except those given explicitly (flags or
-    ``--config``)."""
+def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any]:
+    """``--policy-file``: the spec with the policy's augment options, except those given explicitly
+    (flags or ``--config``), and the policy."""
     from ganaug.tune import apply_policy_file
 
     default = click.core.ParameterSource.DEFAULT
@@ -41,8 +41,20 @@ def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> Any:
     spec = dataclasses.replace(spec, **changes)
     echo(f"policy {policy.name!r} from {spec.policy_file}", quiet)
     if not policy.uses_gan():
-        warn(f"{spec.policy_file}: the tuned policy adds no GAN samples (they did not help on validation)")
-    return spec
+        from ganaug.tune import describe_baseline
+
+        how = describe_baseline(policy)
+        if "strategy" in explicit:
+            warn(
+                f"{spec.policy_file}: policy {policy.name!r} uses no GAN samples ({how}); "
+                f"--strategy {spec.strategy} adds them anyway"
+            )
+        else:
+            warn(
+                f"{spec.policy_file}: policy {policy.name!r} uses no GAN samples: {how}, applied when "
+                "training (e.g. ganaug.torch_dataset.policy_sampler); OUT gets the data unchanged"
+            )
+    return spec, policy
 
 
 def _merge(
@@ -102,8 +114,9 @@ def _augment(
         fail_usage(f"augment takes one DATA path, got {len(spec.data)} (several only with --merge)")
     if not spec.generator:
         fail_usage("missing option --generator/-g (a generator.onnx, run directory or .safetensors)")
+    policy = None
     if spec.policy_file:
-        spec = _apply_policy(spec, ctx, quiet)
+        spec, policy = _apply_policy(spec, ctx, quiet)
     with warnings.catch_warnings(record=True) as caught, progress_to_stderr(as_json):
         warnings.simplefilter("always")
         summary = run_augment(
@@ -113,7 +126,8 @@ def _augment(
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             warn(str(w.message).splitlines()[0])
-    _report(summary, spec.out, as_json, quiet)
+    # a no-GAN policy was warned about above: no hint to pass a ratio
+    _report(summary, spec.out, as_json, quiet, hint=policy is None or policy.uses_gan())
 
 
 def build_command(declared: tuple = ()) -> click.Command:
@@ -149,7 +163,7 @@ _SPEC: Any = None
 augment = build_command(_declared())
 
 
-def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
+def _report(summary: dict, out: str, as_json: bool, quiet: bool, hint: bool = True) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -170,7 +184,7 @@ def _report(summary: dict, out: str, as_json: bool, quiet: bool) -> None:
         )
     total = sum(counts["after"].values())
     click.echo(f"wrote {total} images ({sum(counts['synthetic'].values())} synthetic) to {out}")
-    if not quiet and not sum(counts.get("planned", {}).values()):
+    if hint and not quiet and not sum(counts.get("planned", {}).values()):
         click.echo(no_synthetic_hint(summary), err=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,9 @@ class MixPolicy:
     checkpoint: str | int | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or self.name == "real" or "/" in self.name:
+        if not isinstance(self.name, str) or not self.name or self.name == "real" or "/" in self.name:
             raise UsageError(f"policy name {self.name!r} is reserved or not a plain name")
+        self._check_types()
         if self.synthetic_weight < 0:
             raise UsageError(f"synthetic_weight must be >= 0, got {self.synthetic_weight}")
         if self.synthetic_share is not None and not 0 < self.synthetic_share <= 1:
@@ -104,6 +106,26 @@ class MixPolicy:
         if self.min_class_fidelity is not None and not 0 <= self.min_class_fidelity <= 1:
             raise UsageError(f"min_class_fidelity must be in [0, 1], got {self.min_class_fidelity}")
         self._check_new_fields()
+
+    def _check_types(self) -> None:
+        """Numbers where numbers belong and true/false for the switches (a policy file is YAML)."""
+        required = ("synthetic_weight", "min_confidence", "pretrain_fraction", "distill_weight")
+        optional = ("max_synthetic_ratio", "synthetic_share", "min_class_fidelity", "truncation")
+        switches = ("balance", "filter", "near_duplicate", "use_real", "soft_labels", "distill_real", "fresh")
+        for key in (*required, *optional):
+            value = getattr(self, key)
+            if value is None and key in optional:
+                continue
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise UsageError(f"policy {self.name!r}: {key} must be a number, got {value!r}")
+        for key in switches:
+            value = getattr(self, key)
+            if not isinstance(value, (bool, np.bool_)):
+                raise UsageError(f"policy {self.name!r}: {key} must be true or false, got {value!r}")
+        steps = self.refresh_steps
+        whole = isinstance(steps, numbers.Integral) and not isinstance(steps, (bool, np.bool_))
+        if steps is not None and not whole:
+            raise UsageError(f"policy {self.name!r}: refresh_steps must be an integer, got {steps!r}")
 
     def _check_new_fields(self) -> None:
         if self.loss not in LOSSES:

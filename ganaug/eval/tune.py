@@ -258,20 +258,38 @@ def load_policy_file(path: str | os.PathLike[str]) -> Any:
     from ganaug.eval.policy import MixPolicy
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"policy file {path}: a folder, not a policy file (e.g. OUT/tuned_policy.json)")
     if not path.is_file():
-        raise UsageError(f"--policy-file: file not found: {path}")
+        raise UsageError(f"policy file not found: {path}")
     try:
         body = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--policy-file {path}: not JSON/YAML ({exc.__class__.__name__})") from None
+        raise UsageError(f"policy file {path}: not JSON/YAML ({exc.__class__.__name__})") from None
     if not isinstance(body, dict):
-        raise UsageError(f"--policy-file {path}: expected a mapping")
+        raise UsageError(f"policy file {path}: expected a mapping of policy fields")
+    kind = body.get("kind")
+    if kind is not None and kind != POLICY_KIND:
+        raise UsageError(
+            f"policy file {path}: a {kind!r} file, not a policy file ({POLICY_KIND!r}, e.g. "
+            "eval uplift --tune's tuned_policy.json)"
+        )
     fields = body.get("policy", body)
+    if not isinstance(fields, dict):
+        raise UsageError(f"policy file {path}: 'policy' must be a mapping of policy fields")
     known = {f.name for f in dataclasses.fields(MixPolicy)}
-    unknown = sorted(set(fields) - known) if isinstance(fields, dict) else ["<not a mapping>"]
+    unknown = sorted(set(fields) - known)
+    if unknown and len(unknown) >= len(fields) / 2:
+        raise UsageError(
+            f"policy file {path}: not a policy file (unknown fields {', '.join(unknown[:5])}"
+            f"{', ...' if len(unknown) > 5 else ''})"
+        )
     if unknown:
-        raise UsageError(f"--policy-file {path}: unknown policy field(s) {', '.join(unknown)}")
-    return MixPolicy(**fields)
+        raise UsageError(f"policy file {path}: unknown policy field(s) {', '.join(unknown)}")
+    try:
+        return MixPolicy(**fields)
+    except UsageError as exc:
+        raise UsageError(f"policy file {path}: {exc}") from None
 
 
 def tune_summary(
