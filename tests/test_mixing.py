@@ -272,6 +272,30 @@ def test_an_arm_that_trains_exactly_as_an_earlier_one_is_not_trained_again(data,
     assert solo["t08"]["per_class_accuracy"] == arms["own"]["per_class_accuracy"]
 
 
+def test_a_gan_policy_whose_gate_withheld_every_class_trains_as_the_no_gan_arm(data, generator, tmp_path):
+    """A class-fidelity gate of 1.0 withholds every class the random generator does not draw
+    perfectly; a policy that asks only for such classes draws no GAN image, so it is the
+    oversampling arm's training, and a withheld class it asked nothing for is not reported."""
+    train, test = data
+    opts = dict(imbalance=[8, 3, 5], seeds=[0], generator=generator, classifier_steps=8,
+                classifier_batch_size=8, quality=False)  # fmt: skip
+    probe = MixPolicy(name="probe", strategy=1.0, min_class_fidelity=1.0)
+    seen = uplift(train, test, out_dir=tmp_path / "p", policies=[probe], **opts)
+    withheld = sorted(seen["seeds"][0]["arms"]["probe"]["synthetic"]["withheld"])
+    assert withheld  # the same seed, subset and classifier decide the same below
+    counts = dict(zip(CLASSES, [8, 3, 5], strict=True))
+    asked = {c: counts[c] + 2 for c in withheld[1:]} | {withheld[0]: counts[withheld[0]]}  # 0 for it
+    policies = [
+        MixPolicy(name="oversample", strategy=0, balance=True),
+        MixPolicy(name="gated", strategy=asked, balance=True, min_class_fidelity=1.0),
+    ]
+    rep = uplift(train, test, out_dir=tmp_path / "u", policies=policies, **opts)
+    gated = rep["seeds"][0]["arms"]["gated"]
+    assert gated["synthetic"]["n_synthetic"] == 0 and gated["same_as"] == "oversample"
+    assert sorted(gated["synthetic"]["withheld"]) == withheld[1:]
+    assert gated["accuracy"] == rep["seeds"][0]["arms"]["oversample"]["accuracy"]
+
+
 # -- soft labels in augment outputs and GanAugDataset ----------------------------------------------
 def test_augment_soft_labels_in_manifest_and_npz(tmp_path, generator):
     x, y = pattern_images([6, 6, 6], size=16, seed=2)

@@ -190,7 +190,7 @@ class SyntheticPass:
                     + (
                         ""
                         if run.spec.fill == "best"
-                        else "; --fill best fills it with the best rejected candidates"
+                        else "; add --fill best to fill the gap with the best rejected candidates"
                     )
                 )
         if sum(self.filled.values()):

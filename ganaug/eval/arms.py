@@ -144,7 +144,7 @@ def _synthesize(
         "candidates": summary.get("candidates", {}),
         "rejected": summary.get("rejected", {}),
         "shortfall": summary.get("shortfall", {}),
-        "withheld": {c: int(w["planned"]) for c, w in summary.get("withheld", {}).items()},
+        "withheld": {c: int(w["planned"]) for c, w in summary.get("withheld", {}).items() if w["planned"]},
     }
     drawn = sum(info["candidates"].values())
     info["acceptance_rate"] = (len(images) / drawn) if drawn else None
@@ -224,7 +224,7 @@ def policy_arms(
         key = set_key(policy)
         if policy.uses_gan() and key not in sets:
             notes = (", confidence filter" if policy.filter else "") + (
-                ", soft labels" if key in need_soft else ""
+                ", teacher's soft labels for the policies that use them" if key in need_soft else ""
             )
             ctx.say(
                 f"seed {ctx.seed}: synthetic images for {policy.name!r} (strategy {policy.strategy!r}{notes})"
@@ -236,14 +236,22 @@ def policy_arms(
             syn, syn_seconds = sets[key]
         else:  # a no-GAN baseline: no synthetic set at all
             syn, syn_seconds = Synthetic(ctx.real.images[:0], ctx.real.labels[:0]), 0.0
-        same = (key if policy.fresh else _fingerprint(syn), policy.training_key())
+        with_syn = policy.uses_gan() and len(syn.images) > 0  # a gate may have withheld every class
+        images = (key if policy.fresh else _fingerprint(syn)) if with_syn else "no synthetic images"
+        same = (images, policy.training_key(with_syn))
         if same in trained:
             first = trained[same]
             ctx.say(
                 f"seed {ctx.seed}: {policy.name!r} trains exactly as {first!r} here (the same synthetic "
                 "images and training fields): its result is reused"
             )
-            results[policy.name] = {**results[first], "same_as": first, "train_seconds": 0.0}
+            results[policy.name] = {
+                **results[first],
+                "same_as": first,
+                "train_seconds": 0.0,
+                "synthetic": {**syn.info, "n_synthetic": len(syn.images)},
+                "synthesis_seconds": round(syn_seconds, 2),
+            }
             continue
         trained[same] = policy.name
         fresh_rounds: list[int] = []

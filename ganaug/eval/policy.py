@@ -198,11 +198,16 @@ class MixPolicy:
             None if self.checkpoint == "last" else self.checkpoint,
         )
 
-    def training_key(self) -> tuple:
+    def training_key(self, with_synthetic: bool = True) -> tuple:
         """The fields that decide how a classifier trains on the real images plus a given synthetic
-        set (everything but the name and the fields that decide the set's contents)."""
+        set (everything but the name and the fields that decide the set's contents).
+        ``with_synthetic=False``: the set is empty (or the policy draws none), so only the fields
+        that apply to the real images count -- such a GAN policy trains as a no-GAN one."""
+        if not (with_synthetic and self.uses_gan()):
+            distill = self.distill_weight if self.distill_real else None
+            return ("real images only", self.balance, self.use_real, self.loss, self.distill_real, distill)
         return (
-            self.uses_gan(),
+            "with synthetic images",
             self.synthetic_weight,
             self.synthetic_share,
             self.balance,
