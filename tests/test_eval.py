@@ -296,11 +296,23 @@ def test_eval_uplift_usage_errors(splits, tmp_path):
         str(tmp_path / "o"),
     ]
     both = run_cli(*base, "--per-class", "5", "--imbalance", "5,5,5")
-    assert both.returncode == 2 and "exactly one" in both.stderr
+    assert both.returncode == 2 and "not both" in both.stderr
     short = run_cli(*base, "--imbalance", "5,5")
     assert short.returncode == 2 and "3 counts" in short.stderr
-    too_many = run_cli(*base, "--per-class", "500", "--no-quality")
-    assert too_many.returncode == 1 and "error:" in too_many.stderr
+    too_many = run_cli(*base, "--imbalance", "5,41,5", "--no-quality")
+    assert too_many.returncode == 2 and not (tmp_path / "o").exists()  # nothing written
+    said = "--imbalance asks for more images than the data has: c1 (41 asked, 40 in the data)"
+    assert said in too_many.stderr
+
+
+def test_eval_uplift_without_counts_uses_every_image_as_it_is(splits, tmp_path, generator):
+    out = tmp_path / "all"
+    proc = run_cli("eval", "uplift", str(splits["train"]), "--test", str(splits["test"]), "--seeds", "1",
+                   "-g", str(generator), "--policy", "name=oversample,strategy=0,balance=true",
+                   "--no-quality", "--classifier-steps", "4", "--out", str(out), "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["settings"]["counts"] == [40, 40, 40] and rep["seeds"][0]["n_real"] == 120
 
 
 def test_config_keys_may_be_the_long_options(splits, tmp_path):

@@ -42,7 +42,8 @@ def eval_group() -> None:
 def uplift_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
     """Does GAN augmentation help a classifier on DATA? A paired experiment over seeds.
 
-    For each seed: draw --per-class N real images per class (or --imbalance counts) from DATA, train
+    For each seed: draw --per-class N real images per class (or --imbalance counts; neither: all of
+    DATA as it is) from DATA, train
     a GAN on exactly those (or reuse --generator), then train the fixed small CNN (a) on the real
     images with classical augmentation and (b) on the real images plus GAN samples made by the augment
     pipeline under each mixing policy, same augmentation and steps; test both on TEST. OUT gets
@@ -62,6 +63,7 @@ def uplift_cmd(as_json: bool, quiet: bool, **params: Any) -> None:
       ganaug eval uplift train.npz --test test.npz --per-class 100 -g 'runs/gan_{seed}' \\
           --policy name=soft,strategy=4,synthetic_share=0.25,soft_labels=true,fresh=true --out eval/s
       ganaug eval uplift train.npz --test test.npz --per-class 100 -g runs/exp --tune --out eval/t
+      ganaug eval uplift my-images/ --test my-test/ --tune --out eval/mine   # all images, as they are
       ganaug eval uplift --config eval/x/config.yaml --out eval/x2
     """
     from ganaug.eval.uplift import run_uplift

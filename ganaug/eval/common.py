@@ -53,20 +53,38 @@ def align_test(test: Any, classes: list[str], image_shape: tuple[int, ...]) -> A
 
 
 def per_class_counts(
-    per_class_n: int | Sequence[int] | None, imbalance: Sequence[int] | None, k: int
+    per_class_n: int | Sequence[int] | None,
+    imbalance: Sequence[int] | None,
+    k: int,
+    available: dict[str, int] | None = None,
 ) -> list[int]:
+    """Real images to draw per class: ``imbalance`` (one count per class), else ``per_class_n``,
+    else -- with ``available`` (class -> images in the data) -- every image, as the data has them.
+    With ``available``, a count above what a class has is a UsageError that names the class."""
+    if imbalance is not None and per_class_n is not None:
+        raise UsageError("give --per-class N or --imbalance COUNTS, not both")
     if imbalance is not None:
         counts = [int(c) for c in imbalance]
         if len(counts) != k:
             raise UsageError(f"--imbalance needs {k} counts (one per class), got {len(counts)}")
     elif per_class_n is None:
-        raise UsageError("give --per-class N or --imbalance COUNTS")
+        if available is None:
+            raise UsageError("give --per-class N or --imbalance COUNTS")
+        counts = list(available.values())
     elif isinstance(per_class_n, (int, np.integer)):
         counts = [int(per_class_n)] * k
     else:
         counts = [int(c) for c in per_class_n]
     if any(c < 1 for c in counts) or len(counts) != k:
         raise UsageError(f"per-class counts must be {k} integers >= 1, got {counts}")
+    short = [
+        f"{name} ({n} asked, {have} in the data)"
+        for (name, have), n in zip((available or {}).items(), counts, strict=False)
+        if n > have
+    ]
+    if short:
+        flag = "--imbalance" if imbalance is not None else "--per-class"
+        raise UsageError(f"{flag} asks for more images than the data has: {', '.join(short)}")
     return counts
 
 

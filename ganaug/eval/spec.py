@@ -110,7 +110,10 @@ class UpliftSpec:
         None, path=True, help="Real test split (required unless --tune, which then only chooses a policy)."
     )
     per_class_n: int | list[int] | None = option(
-        None, flags=("--per-class",), limit=COUNT, help="Real images drawn per class."
+        None,
+        flags=("--per-class",),
+        limit=COUNT,
+        help="Real images drawn per class (default: every image of DATA, as it is).",
     )
     imbalance: list[int] | None = option(
         None, convert=parse_counts, metavar="COUNTS", help="Real images per class instead, e.g. 4166,73,139."

@@ -161,7 +161,8 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
                 if what != "--teacher":  # a policy's checkpoint needs a run dir: say so before any work
                     for policy in [*policies, *(spec.tune_grid or [])]:
                         policy.generator_for(candidate)
-    counts = per_class_counts(spec.per_class_n, spec.imbalance, len(train_ds.classes))
+    available = train_ds.class_counts()
+    counts = per_class_counts(spec.per_class_n, spec.imbalance, len(train_ds.classes), available)
     return UpliftConfig(
         counts=counts,
         seeds=seed_list,
@@ -266,8 +267,8 @@ def run_uplift(
     from ganaug.data import load_dataset
     from ganaug.specs import save_spec
 
-    if (spec.per_class_n is None) == (spec.imbalance is None):
-        raise UsageError("give exactly one of --per-class N and --imbalance COUNTS")
+    if spec.per_class_n is not None and spec.imbalance is not None:
+        raise UsageError("give --per-class N or --imbalance COUNTS, not both")
     if spec.test is None and not spec.tune:
         raise UsageError("missing option --test (only --tune may run without a test split)")
     if spec.data is None or spec.out is None:
