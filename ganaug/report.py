@@ -150,7 +150,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _describe_policy(p: dict[str, Any]) -> str:
+def describe_policy_fields(p: dict[str, Any]) -> str:
+    """A policy's fields (``dataclasses.asdict`` of a MixPolicy) in words."""
     parts = [f"strategy {p['strategy']!r}"]
     if p.get("max_synthetic_ratio") is not None:
         parts.append(f"max ratio {p['max_synthetic_ratio']}")
@@ -280,7 +281,8 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
     for p in report["settings"]["policies"]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
-        lines.append(f"- `{p['name']}`: {what} — {_describe_policy(p)}.{_reused_note(report, p['name'])}")
+        reused = _reused_note(report, p["name"])
+        lines.append(f"- `{p['name']}`: {what} — {describe_policy_fields(p)}.{reused}")
     controlled: dict[str, list[str]] = {}  # a control shared by several arms is listed once
     for arm, ctl in report.get("controls", {}).items():
         controlled.setdefault(ctl, []).append(f"`{arm}`")

@@ -168,9 +168,9 @@ def test_augment_temperature_changes_samples_and_is_recorded(gens: dict[str, Pat
 def test_policy_fields_parse_validate_and_enter_the_synthetic_key() -> None:
     p = MixPolicy.parse("name=warm,strategy=1,temperature=1.2,checkpoint=best")
     assert p.temperature == 1.2 and p.checkpoint == "best" and p.picks_snapshot()
-    from ganaug.report import _describe_policy
+    from ganaug.report import describe_policy_fields
 
-    assert "temperature 1.2, snapshot best" in _describe_policy(dataclasses.asdict(p))
+    assert "temperature 1.2, snapshot best" in describe_policy_fields(dataclasses.asdict(p))
     assert MixPolicy.parse("name=s,checkpoint=3000").checkpoint == 3000
     assert MixPolicy(name="s", checkpoint="3000").checkpoint == 3000
     keys = {

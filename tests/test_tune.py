@@ -309,7 +309,10 @@ def test_the_validation_table_names_candidates_that_trained_exactly_as_another(f
                  classifier_batch_size=8, quality=False)  # fmt: skip
     assert rep["tune"]["same_as"] == {"gan-t1": {"gan": [0, 1]}}
     assert rep["tune"]["validation"]["gan-t1"] == rep["tune"]["validation"]["gan"]
-    assert "| gan-t1 (seeds 0, 1: same training as gan) |" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| gan-t1 (seeds 0, 1: same training as gan) |" in md
+    assert "| real images, classical augmentation |" in md
+    assert "+ GAN samples — strategy 1.0, temperature 1.0 |" in md
 
 
 def test_a_one_seed_tune_judges_the_margin_on_its_validation_images(files, tmp_path):

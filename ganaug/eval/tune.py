@@ -306,7 +306,9 @@ def tune_table(tune: dict[str, Any]) -> str:
     """Markdown: mean validation score per candidate, best first, with the chosen arm marked."""
     means = tune["means"]
     what = tune["metric"].replace("_", " ")
-    lines = [f"| candidate | validation {what} % (mean over seeds) |", "|---|---|"]
+    described = tune.get("described", {})
+    extra = (" what it trains on |", "---|") if described else ("", "")
+    lines = [f"| candidate | validation {what} % (mean over seeds) |{extra[0]}", f"|---|---|{extra[1]}"]
     same = tune.get("same_as", {})
     for name in sorted(means, key=lambda n: -means[n]):
         mark = " (chosen)" if name == tune["choice"] else ""
@@ -314,7 +316,8 @@ def tune_table(tune: dict[str, Any]) -> str:
             f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: same training as {first})"
             for first, seeds in same.get(name, {}).items()
         )
-        lines.append(f"| {name}{mark} | {means[name]:.2f} |")
+        what_col = f" {described.get(name, '')} |" if described else ""
+        lines.append(f"| {name}{mark} | {means[name]:.2f} |{what_col}")
     return "\n".join(lines)
 
 

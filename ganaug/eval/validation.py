@@ -70,7 +70,19 @@ def tune_policies(
         validation=choice["means"],
         recommendation=choice["recommendation"],
     )
-    return {"policy": tuned, "summary": tune_summary(choice, scores, same), "candidates": candidates}
+    summary = tune_summary(choice, scores, same)
+    summary["described"] = {name: _describe(name, by_name.get(name)) for name in scores}
+    return {"policy": tuned, "summary": summary, "candidates": candidates}
+
+
+def _describe(name: str, policy: MixPolicy | None) -> str:
+    """What a candidate trains on, in words (for the validation table)."""
+    from ganaug.report import describe_policy_fields
+
+    if policy is None:
+        return "real images, classical augmentation"
+    what = describe_policy_fields(dataclasses.asdict(policy))
+    return f"real images only — {what}" if not policy.uses_gan() else f"+ GAN samples — {what}"
 
 
 def _validation_interval(
