@@ -238,7 +238,8 @@ def policy_arms(
             syn, syn_seconds = Synthetic(ctx.real.images[:0], ctx.real.labels[:0]), 0.0
         with_syn = policy.uses_gan() and len(syn.images) > 0  # a gate may have withheld every class
         images = (key if policy.fresh else _fingerprint(syn)) if with_syn else "no synthetic images"
-        same = (images, policy.training_key(with_syn))
+        withheld = sorted((syn.info.get("withheld") or {}).items()) if with_syn else []  # batch weights
+        same = (images, tuple(withheld), policy.training_key(with_syn))
         if same in trained:
             first = trained[same]
             ctx.say(
