@@ -176,6 +176,7 @@ def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
 
     from ganaug.eval.policy import MixPolicy
     from ganaug.eval.tune import choose_policy, default_grid, tune_summary
+    from ganaug.eval.validation import validation_interval
 
     if config is None:
         raise SystemExit("--config is needed with per-seed tune.json files")
@@ -188,12 +189,15 @@ def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
         policies.setdefault(d["name"], MixPolicy(**d))
     metric = "balanced_accuracy" if imbalanced else "accuracy"
     scores: dict[str, list[float]] = {}
+    per_seed = []
     for path in sorted(paths, key=lambda p: json.loads(p.read_text(encoding="utf-8"))["seed"]):
         seed_scores = json.loads(path.read_text(encoding="utf-8"))
+        per_seed.append(seed_scores)
         for name, res in seed_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
         policies.update({ctl: policies[arm].control() for arm, ctl in seed_scores["controls"].items()})
-    return tune_summary(choose_policy(scores, policies, metric), scores)
+    image_ci = validation_interval(per_seed, None, metric)  # None for runs that kept no predictions
+    return tune_summary(choose_policy(scores, policies, metric, image_ci), scores)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -127,6 +127,34 @@ def test_one_seed_uses_the_noise_of_its_validation_images():
     assert clear["choice"] == "gan-soft" and "not the draw of the subset" in clear["recommendation"]
 
 
+def test_several_seeds_need_both_the_seed_and_the_image_interval_above_zero():
+    # measured at 20/class: one or two of 40 validation images ahead on every seed; -0.3 on test
+    scores = {"real": [75.0, 62.5, 67.5], "oversample": [72.5, 65.0, 72.5], "gan": [75.0, 70.0, 77.5]}
+    choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-1.9, 10.0])
+    assert choice["choice"] == "oversample" and choice["margin_ci95"][0] > 0
+    assert choice["margin_ci95_images"] == [-1.9, 10.0]
+    assert choice["recommendation"].endswith(
+        "within the noise of the validation images, 95% interval over seeds +0.6 to +7.8; over the "
+        "validation images -1.9 to +10.0."
+    )
+    both = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [0.5, 8.0])
+    assert both["choice"] == "gan" and "over the validation images +0.5 to +8.0" in both["recommendation"]
+
+
+def test_validation_interval_pools_the_seeds_images():
+    from ganaug.eval.validation import validation_interval
+    from ganaug.metrics import paired_image_interval
+
+    def seed(labels, a, b):
+        return {"validation_labels": labels, "arms": {"a": {"predictions": a}, "b": {"predictions": b}}}
+
+    seeds = [seed([0, 1, 1], [0, 0, 1], [0, 1, 1]), seed([1, 0], [1, 1], [1, 0])]
+    pooled = validation_interval(seeds, 2, "balanced_accuracy")("b", "a")
+    expected = paired_image_interval([0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], 2, balanced=True)
+    assert pooled == pytest.approx(expected)
+    assert validation_interval([{"arms": {}}], 2, "accuracy") is None  # runs that kept no predictions
+
+
 def test_recommendation_when_every_gan_policy_is_worse():
     scores = {"real": [80.0, 80.0], "oversample": [83.0, 83.0], "gan": [79.0, 80.0], "gan-soft": [82.0, 82.0]}
     choice = choose_policy(scores, _grid(), "accuracy")

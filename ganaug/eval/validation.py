@@ -44,20 +44,20 @@ def tune_policies(
     scores: dict[str, list[float]] = {}
     same: dict[str, dict[str, list[int]]] = {}  # arm -> the arm it trained exactly as -> seeds
     by_name = {p.name: p for p in candidates}
+    per_seed: list[dict[str, Any]] = []
     for seed in cfg.seeds:
         seed_dir = out / f"seed_{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
         subset = draw_subset(train_ds, cfg.counts, seed)
         val_scores = tune_seed(seed, subset, candidates, cfg, seed_dir / "tune", progress, say, complain)
         atomic_write_json(seed_dir / "tune.json", val_scores)
+        per_seed.append(val_scores)
         for name, res in val_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
             if res.get("same_as"):
                 same.setdefault(name, {}).setdefault(res["same_as"], []).append(seed)
         by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
-    image_ci = None
-    if len(cfg.seeds) == 1:  # no spread over seeds: the noise of the validation images instead
-        image_ci = _validation_interval(val_scores, len(subset.classes), metric)
+    image_ci = validation_interval(per_seed, len(train_ds.classes), metric)
     choice = choose_policy(scores, by_name, metric, image_ci)
     chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
     tuned = dataclasses.replace(chosen, name="tuned")
@@ -85,17 +85,24 @@ def _describe(name: str, policy: MixPolicy | None) -> str:
     return f"real images only — {what}" if not policy.uses_gan() else f"+ GAN samples — {what}"
 
 
-def _validation_interval(
-    val_scores: dict[str, Any], k: int, metric: str
-) -> Callable[[str, str], list[float]]:
-    """``(arm_b, arm_a) -> 95% interval of b - a`` over one seed's validation images (points)."""
+def validation_interval(
+    per_seed: Sequence[dict[str, Any]], k: int | None, metric: str
+) -> Callable[[str, str], list[float]] | None:
+    """``(arm_b, arm_a) -> 95% interval of b - a`` (points) over the validation images of every
+    seed (``tune.json`` bodies), each image judged by its own seed's two classifiers; ``None`` when
+    a seed has no stored predictions (runs before they were kept)."""
     from ganaug.metrics import paired_image_interval
 
-    labels, arms = val_scores["validation_labels"], val_scores["arms"]
+    if not per_seed or any("validation_labels" not in t for t in per_seed):
+        return None
+    labels = np.concatenate([np.asarray(t["validation_labels"], np.int64) for t in per_seed])
+    k = int(labels.max()) + 1 if k is None else k  # classes (None: as many as the labels show)
 
     def interval(b: str, a: str) -> list[float]:
-        pb, pa = arms[b]["predictions"], arms[a]["predictions"]
-        return paired_image_interval(labels, pb, pa, k, balanced=metric == "balanced_accuracy")
+        pb, pa = ([t["arms"][arm]["predictions"] for t in per_seed] for arm in (b, a))
+        return paired_image_interval(
+            labels, np.concatenate(pb), np.concatenate(pa), k, balanced=metric == "balanced_accuracy"
+        )
 
     return interval
 
@@ -165,4 +172,5 @@ __all__ = [
     "policies_to_test",
     "tune_policies",
     "tune_seed",
+    "validation_interval",
 ]
