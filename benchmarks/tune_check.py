@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-gan", default="oversample,balanced-softmax", help="More no-GAN arm names (comma list)."
     )
+    p.add_argument(
+        "--seed-interval-only",
+        action="store_true",
+        help="The earlier rule: ignore stored validation predictions (the interval over seeds only).",
+    )
     p.add_argument("--out", type=Path, required=True, help="Output stem: STEM.md and STEM.json.")
     return p.parse_args(argv)
 
@@ -169,7 +174,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
+def tune_from_seeds(paths: list[Path], config: Path | None, images: bool = True) -> dict[str, Any]:
     """The ``tune`` summary of seeds tuned in separate runs (their ``seed_N/tune.json``), chosen by
     ganaug's own rule (:func:`ganaug.eval.tune.choose_policy`) over all of them."""
     import yaml
@@ -196,14 +201,18 @@ def tune_from_seeds(paths: list[Path], config: Path | None) -> dict[str, Any]:
         for name, res in seed_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
         policies.update({ctl: policies[arm].control() for arm, ctl in seed_scores["controls"].items()})
-    image_ci = validation_interval(per_seed, None, metric)  # None for runs that kept no predictions
+    # None for runs that kept no predictions
+    image_ci = validation_interval(per_seed, None, metric) if images else None
     return tune_summary(choose_policy(scores, policies, metric, image_ci), scores)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     first = json.loads(args.tune[0].read_text(encoding="utf-8"))
-    tune = first["tune"] if "tune" in first else tune_from_seeds(args.tune, args.config)
+    if "tune" in first:
+        tune = first["tune"]
+    else:
+        tune = tune_from_seeds(args.tune, args.config, images=not args.seed_interval_only)
     test = test_values(args.test, tune["metric"])
     res = check(tune, test, {n.strip() for n in args.no_gan.split(",") if n.strip()})
     command = "python benchmarks/tune_check.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -63,3 +63,34 @@ def test_per_seed_runs_combine_by_seed_with_the_default_grid(tmp_path):
     assert [s["test_best"] for s in res["seeds"]] == ["gan-soft-control", "gan-soft-control", "real"]
     assert res["test_mean"]["gan-soft"] == 83.0 and "tuned" not in res["arms"]
     assert res["matches"] == 0
+
+
+def test_stored_validation_predictions_add_the_image_interval(tmp_path):
+    """Runs that kept their validation predictions: a GAN arm clear over seeds (+2 every seed) but
+    only one image of 50 ahead on each is not chosen; --seed-interval-only gives the earlier rule."""
+    val = {"real": 80.0, "gan-soft-control": 80.0, "gan": 82.0, "gan-soft": 78.0}
+    test = {"real": 83.0, "gan-soft-control": 83.0, "gan": 82.0, "gan-soft": 82.0}
+    runs = [_seed_run(tmp_path, s, val, test) for s in (0, 1, 2)]
+    labels = [i % 5 for i in range(50)]
+    for r in runs:
+        path = r / f"seed_{r.name[1:]}" / "tune.json"
+        body = json.loads(path.read_text())
+        right = [labels[:40] + [(y + 1) % 5 for y in labels[40:]]]  # 40 of 50 right = 80%
+        gan = [labels[:41] + [(y + 1) % 5 for y in labels[41:]]]  # one more image right = 82%
+        for arm, preds in {"real": right, "gan-soft-control": right, "gan": gan, "gan-soft": right}.items():
+            body["arms"][arm]["predictions"] = preds[0]
+        body["validation_labels"] = labels
+        path.write_text(json.dumps(body))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"per_class_n": 100, "tune": True, "policies": []}))
+    common = ["--config", str(config), "--tune", *[str(r / f"seed_{r.name[1:]}" / "tune.json") for r in runs],
+              "--test", *[str(r / "report.json") for r in runs]]  # fmt: skip
+    for extra, chosen in (([], "real"), (["--seed-interval-only"], "gan")):
+        out = tmp_path / f"check{len(extra)}"
+        proc = subprocess.run([sys.executable, str(SCRIPT), *common, *extra, "--out", str(out)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        res = json.loads(out.with_suffix(".json").read_text())
+        assert res["choice"] == chosen
+    said = json.loads((tmp_path / "check0.json").read_text())["recommendation"]
+    assert "within the noise of the validation images" in said
