@@ -362,3 +362,21 @@ def test_a_one_seed_tune_judges_the_margin_on_its_validation_images(files, tmp_p
         assert hits == pytest.approx(seed["arms"][arm]["accuracy"])
     lo, hi = rep["tune"]["margin_ci95"]
     assert lo < rep["tune"]["margin"] < hi and "no noise estimate" not in rep["recommendation"]
+
+
+def test_a_gan_policy_that_drew_no_gan_image_is_no_gan_candidate(files, tmp_path):
+    """A strategy that asks for no image (as a gate that withholds every class leaves it) makes the
+    policy train as real-only: it must not stand in for "the best GAN policy"."""
+    scores = {"real": [80.0, 80.0], "oversample": [81.0, 81.0], "gated": [81.0, 81.0], "gan": [79.0, 79.0]}
+    grid = {**_grid(), "gated": MixPolicy(name="gated", strategy=1.0, min_class_fidelity=0.8)}
+    choice = choose_policy(scores, grid, "accuracy", drew_none={"gated"})
+    assert choice["best_gan"] == "gan" and "best GAN policy `gan`: -2.0 points" in choice["recommendation"]
+    x, y = files["arrays"]
+    tuned = [
+        MixPolicy(name="gan", strategy=1.0, use_real=False),  # random samples only: the worst arm
+        MixPolicy(name="asks-none", strategy={"c0": 5}),  # c0 has 5 train images: nothing to add
+    ]
+    rep = uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=1, out_dir=tmp_path / "n",
+                 tune_generator=files["generator"], tune=True, tune_grid=tuned, classifier_steps=6,
+                 classifier_batch_size=8, quality=False)  # fmt: skip
+    assert rep["tune"]["best_gan"] == "gan" and "asks-none" in rep["tune"]["validation"]

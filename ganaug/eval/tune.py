@@ -115,6 +115,7 @@ def choose_policy(
     policies: dict[str, Any],
     metric: str = "accuracy",
     image_ci: Callable[[str, str], list[float]] | None = None,
+    drew_none: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Pick an arm by mean validation score (``scores``: arm -> per-seed values in %; ``policies``:
     arm -> MixPolicy, ``real`` may be absent). The best GAN arm is chosen only when it beats the best
@@ -129,7 +130,8 @@ def choose_policy(
     on every seed had a seed interval of +0.6 to +7.8 and was 0.3 points below on test.
     Returns ``choice``, ``best_gan``, ``best_no_gan``, ``margin`` (means, points), ``margin_ci95``
     (over seeds, else over images), ``margin_ci95_images``, ``means`` and the one-line
-    ``recommendation``."""
+    ``recommendation``. ``drew_none``: GAN policies that drew no GAN image (their class-fidelity
+    gate withheld every class): they are neither GAN nor no-GAN candidates."""
     from ganaug.metrics import paired_difference
 
     if not scores:
@@ -139,7 +141,7 @@ def choose_policy(
     def uses_gan(name: str) -> bool:
         return name != REAL and policies[name].uses_gan()
 
-    gan = [n for n in means if uses_gan(n)]
+    gan = [n for n in means if uses_gan(n) and n not in drew_none]
     no_gan = [n for n in means if not uses_gan(n)]
     best_gan = max(gan, key=lambda n: means[n]) if gan else None
     best_no = max(no_gan, key=lambda n: means[n]) if no_gan else None

@@ -58,7 +58,14 @@ def tune_policies(
                 same.setdefault(name, {}).setdefault(res["same_as"], []).append(seed)
         by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
     image_ci = validation_interval(per_seed, len(train_ds.classes), metric)
-    choice = choose_policy(scores, by_name, metric, image_ci)
+    drew_none = {  # GAN policies that drew no GAN image on any seed (a gate withheld every class)
+        name
+        for name in scores
+        if name in by_name
+        and by_name[name].uses_gan()
+        and all(t["arms"][name].get("synthetic", {}).get("n_synthetic", 1) == 0 for t in per_seed)
+    }
+    choice = choose_policy(scores, by_name, metric, image_ci, drew_none)
     chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
     tuned = dataclasses.replace(chosen, name="tuned")
     say(f"tuned: {choice['recommendation']}")
