@@ -332,9 +332,11 @@ def test_the_validation_table_names_candidates_that_trained_exactly_as_another(f
     x, y = files["arrays"]
     out = tmp_path / "same"
     grid = [MixPolicy(name="gan", strategy=1.0), MixPolicy(name="gan-t1", strategy=1.0, temperature=1.0)]
+    lines: list[str] = []
     rep = uplift(ImageDataset(x, y, CLASSES), None, per_class_n=6, seeds=2, out_dir=out,
                  tune_generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
-                 classifier_batch_size=8, quality=False)  # fmt: skip
+                 classifier_batch_size=8, quality=False, echo=lines.append)  # fmt: skip
+    assert not any(line.startswith("tuned:") for line in lines)  # no test phase: said once, at the end
     assert rep["tune"]["same_as"] == {"gan-t1": {"gan": [0, 1]}}
     assert rep["tune"]["validation"]["gan-t1"] == rep["tune"]["validation"]["gan"]
     md = (out / "report.md").read_text()
@@ -345,12 +347,14 @@ def test_the_validation_table_names_candidates_that_trained_exactly_as_another(f
 
 def test_a_one_seed_tune_judges_the_margin_on_its_validation_images(files, tmp_path):
     x, y = files["arrays"]
+    lines: list[str] = []
     out = tmp_path / "one"
     grid = [MixPolicy(name="gan", strategy=1.0)]
     rep = uplift(ImageDataset(x, y, CLASSES), ImageDataset(x[::4], y[::4], CLASSES), per_class_n=6,
                  seeds=1, out_dir=out, generator=files["generator"], tune_generator=files["generator"],
                  tune=True, tune_grid=grid, classifier_steps=6, classifier_batch_size=8,
-                 quality=False)  # fmt: skip
+                 quality=False, echo=lines.append)  # fmt: skip
+    assert f"tuned: {rep['recommendation']}" in lines  # said before the test phase
     md = (out / "report.md").read_text()
     assert f"the generator given as `--tune-generator` (`{files['generator']}`)" in md
     assert md.rstrip().endswith(rep["recommendation"])

@@ -329,6 +329,8 @@ def _uplift_body(
     if cfg.tune:
         tuned = tune_policies(train_ds, cfg, out, progress, say, complain)
         cfg.policies = policies_to_test(cfg, tuned)
+        if test is not None:  # the test phase follows: say the choice now (else it ends the run)
+            say(f"tuned: {tuned['summary']['recommendation']}")
     report: dict[str, Any] = {
         "kind": "ganaug.uplift",
         "command": command,

@@ -68,7 +68,6 @@ def tune_policies(
     choice = choose_policy(scores, by_name, metric, image_ci, drew_none)
     chosen = by_name.get(choice["choice"]) or MixPolicy(name="tuned", strategy=0)
     tuned = dataclasses.replace(chosen, name="tuned")
-    say(f"tuned: {choice['recommendation']}")
     write_policy_file(
         out / "tuned_policy.json",
         tuned,
