@@ -115,30 +115,26 @@ def test_paired_image_interval_needs_more_than_a_handful_of_differing_images():
     assert lo > 0 and (lo + hi) / 2 == pytest.approx(50.0 * 20 / 22, abs=1e-6)
 
 
-def test_one_seed_uses_the_noise_of_its_validation_images():
-    scores = {"real": [84.0], "gan-soft": [86.5]}  # one validation image of 40 apart
-    choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-2.4, 7.4])
-    assert choice["choice"] == "real" and choice["margin_ci95"] == [-2.4, 7.4]
-    assert choice["recommendation"].endswith(
-        "within the noise of one seed's validation images, 95% interval over the validation images "
-        "-2.4 to +7.4."
-    )
-    clear = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [0.3, 4.7])
-    assert clear["choice"] == "gan-soft" and "not the draw of the subset" in clear["recommendation"]
-
-
-def test_several_seeds_need_both_the_seed_and_the_image_interval_above_zero():
-    # measured at 20/class: one or two of 40 validation images ahead on every seed; -0.3 on test
-    scores = {"real": [75.0, 62.5, 67.5], "oversample": [72.5, 65.0, 72.5], "gan": [75.0, 70.0, 77.5]}
-    choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-1.9, 10.0])
-    assert choice["choice"] == "oversample" and choice["margin_ci95"][0] > 0
-    assert choice["margin_ci95_images"] == [-1.9, 10.0]
-    assert choice["recommendation"].endswith(
-        "within the noise of the validation images, 95% interval over seeds +0.6 to +7.8; over the "
-        "validation images -1.9 to +10.0."
-    )
-    both = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [0.5, 8.0])
-    assert both["choice"] == "gan" and "over the validation images +0.5 to +8.0" in both["recommendation"]
+@pytest.mark.parametrize(
+    ("scores", "blocked", "kept", "said", "clear_said"),
+    [
+        # one seed, one validation image of 40 apart: only the image interval exists
+        ({"real": [84.0], "gan-soft": [86.5]}, "real",
+         "within the noise of one seed's validation images, 95% interval over the validation images "
+         "-2.0 to +7.0.", "gan-soft", "not the draw of the subset"),
+        # measured at 20/class: one or two of 40 images ahead on every seed; -0.3 on test
+        ({"real": [75.0, 62.5, 67.5], "oversample": [72.5, 65.0, 72.5], "gan": [75.0, 70.0, 77.5]},
+         "oversample",
+         "within the noise of the validation images, 95% interval over seeds +0.6 to +7.8; over the "
+         "validation images -2.0 to +7.0.", "gan", "over the validation images +0.5 to +8.0"),
+    ],
+)  # fmt: skip
+def test_the_image_interval_must_clear_zero_too(scores, blocked, kept, said, clear_said):
+    choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-2.0, 7.0])
+    assert choice["choice"] == blocked and choice["margin_ci95_images"] == [-2.0, 7.0]
+    assert choice["recommendation"].endswith(said)
+    clear = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [0.5, 8.0])
+    assert clear["choice"] == kept and clear_said in clear["recommendation"]
 
 
 def test_validation_interval_pools_the_seeds_images():
