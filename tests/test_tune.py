@@ -116,7 +116,7 @@ def test_paired_image_interval_needs_more_than_a_handful_of_differing_images():
 
 
 @pytest.mark.parametrize(
-    ("scores", "blocked", "kept", "said", "clear_said"),
+    ("scores", "blocked", "said", "kept", "clear_said"),
     [
         # one seed, one validation image of 40 apart: only the image interval exists
         ({"real": [84.0], "gan-soft": [86.5]}, "real",
@@ -129,7 +129,7 @@ def test_paired_image_interval_needs_more_than_a_handful_of_differing_images():
          "validation images -2.0 to +7.0.", "gan", "over the validation images +0.5 to +8.0"),
     ],
 )  # fmt: skip
-def test_the_image_interval_must_clear_zero_too(scores, blocked, kept, said, clear_said):
+def test_the_image_interval_must_clear_zero_too(scores, blocked, said, kept, clear_said):
     choice = choose_policy(scores, _grid(), "accuracy", image_ci=lambda b, a: [-2.0, 7.0])
     assert choice["choice"] == blocked and choice["margin_ci95_images"] == [-2.0, 7.0]
     assert choice["recommendation"].endswith(said)
