@@ -205,7 +205,7 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
     assert json.loads(proc.stdout)["counts"]["synthetic"] == {c: 0 for c in CLASSES}
     bad = tmp_path / "bad.yaml"
     bad.write_text("policy: {name: x, sharee: 0.3}\n")
-    with pytest.raises(UsageError, match="sharee"):
+    with pytest.raises(UsageError, match="unknown policy field\\(s\\) sharee"):
         load_policy_file(bad)
 
 
