@@ -296,15 +296,12 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
 
 def _reused_note(report: dict[str, Any], arm: str) -> str:
     """ " Trained exactly as `x` on seed(s) ..." where an arm's result was another arm's."""
-    same: dict[str, list[str]] = {}
-    for r in report.get("seeds", []):
-        first = r.get("arms", {}).get(arm, {}).get("same_as")
-        if first:
-            same.setdefault(first, []).append(str(r["seed"]))
+    from ganaug.eval.tune import reused_arms
+
     return "".join(
-        f" Seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}: trained exactly as `{first}` "
-        "(the same synthetic images and training fields), result reused."
-        for first, seeds in same.items()
+        f" Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: trained exactly as "
+        f"`{first}` (the same synthetic images and training fields), result reused."
+        for first, seeds in reused_arms(report.get("seeds", [])).get(arm, {}).items()
     )
 
 

@@ -182,7 +182,7 @@ class GanAugDataset(torch.utils.data.Dataset):
                 f"policy {policy.name!r} filters its samples ({', '.join(filters)}), which GanAugDataset "
                 "cannot do on the fly: write them with 'ganaug augment --policy-file' instead"
             )
-        if policy.checkpoint not in (None, "last"):
+        if policy.picks_snapshot():
             generator = policy.generator_for(generator)
         settings = {"truncation": policy.truncation, "temperature": policy.temperature}
         if policy.soft_labels:

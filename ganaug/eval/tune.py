@@ -308,6 +308,17 @@ def load_policy_file(path: str | os.PathLike[str]) -> Any:
         raise UsageError(f"policy file {path}: {exc}") from None
 
 
+def reused_arms(per_seed: Any) -> dict[str, dict[str, list[int]]]:
+    """Arm -> {the arm whose result it reused (``same_as``): seeds}, from per-seed results (each
+    with ``seed`` and ``arms``: a seed of ``report.json`` or a ``tune.json``)."""
+    same: dict[str, dict[str, list[int]]] = {}
+    for r in per_seed:
+        for name, res in r.get("arms", {}).items():
+            if res.get("same_as"):
+                same.setdefault(name, {}).setdefault(res["same_as"], []).append(r["seed"])
+    return same
+
+
 def tune_summary(
     choice: dict[str, Any],
     scores: dict[str, list[float]],
@@ -378,6 +389,7 @@ __all__ = [
     "default_grid",
     "describe_baseline",
     "load_policy_file",
+    "reused_arms",
     "stratified_split",
     "training_options",
     "tune_markdown",

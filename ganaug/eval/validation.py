@@ -37,12 +37,11 @@ def tune_policies(
 ) -> dict[str, Any]:
     """Score every candidate on each seed's validation split; choose; write ``tuned_policy.json``.
     Takes no test split: nothing here can look at it."""
-    from ganaug.eval.tune import choose_policy, tune_summary, write_policy_file
+    from ganaug.eval.tune import choose_policy, reused_arms, tune_summary, write_policy_file
 
     candidates = _tune_candidates(cfg)
     metric = "balanced_accuracy" if len(set(cfg.counts)) > 1 else "accuracy"
     scores: dict[str, list[float]] = {}
-    same: dict[str, dict[str, list[int]]] = {}  # arm -> the arm it trained exactly as -> seeds
     by_name = {p.name: p for p in candidates}
     per_seed: list[dict[str, Any]] = []
     for seed in cfg.seeds:
@@ -54,8 +53,6 @@ def tune_policies(
         per_seed.append(val_scores)
         for name, res in val_scores["arms"].items():
             scores.setdefault(name, []).append(100.0 * res[metric])
-            if res.get("same_as"):
-                same.setdefault(name, {}).setdefault(res["same_as"], []).append(seed)
         by_name.update({ctl: by_name[arm].control() for arm, ctl in val_scores["controls"].items()})
     image_ci = validation_interval(per_seed, len(train_ds.classes), metric)
     drew_none = {  # GAN policies that drew no GAN image on any seed (a gate withheld every class)
@@ -76,7 +73,7 @@ def tune_policies(
         validation=choice["means"],
         recommendation=choice["recommendation"],
     )
-    summary = tune_summary(choice, scores, same)
+    summary = tune_summary(choice, scores, reused_arms(per_seed))
     summary["described"] = {name: _describe(name, by_name.get(name)) for name in scores}
     return {"policy": tuned, "summary": summary, "candidates": candidates}
 
