@@ -347,3 +347,24 @@ def test_quality_report_has_a_real_vs_real_reference(data):
     ref = q["real_vs_real"]
     assert ref["n_per_half"] == 9 and ref["fid"] >= 0
     assert q["fid"] > 5 * ref["fid"]  # noise is far from the data; real halves are close
+
+
+def test_soft_weight_mixes_the_intended_class_into_the_teacher_target(data):
+    train, _ = data
+    teacher = np.array([[0.2, 0.8, 0.0], [0.5, 0.25, 0.25]], np.float32)
+    syn = Synthetic(train.images[:2], np.array([0, 2]), teacher)
+    half = mix_arrays(MixPolicy(strategy=2, soft_labels=True, soft_weight=0.5), train, syn, 3)
+    expected = np.array([[0.6, 0.4, 0.0], [0.25, 0.125, 0.625]])
+    assert half["soft_targets"][len(train) :] == pytest.approx(expected)
+    alone = mix_arrays(MixPolicy(strategy=2, soft_labels=True), train, syn, 3)
+    assert alone["soft_targets"][len(train) :] == pytest.approx(teacher)
+    synthetic_only = MixPolicy(strategy=2, soft_labels=True, soft_weight=0.25, use_real=False)
+    only_row = mix_arrays(synthetic_only, train, syn, 3)["soft_targets"][1]
+    assert only_row == pytest.approx([0.125, 0.0625, 0.8125])
+    keyed = MixPolicy(strategy=2, soft_labels=True, soft_weight=0.5)
+    assert keyed.training_key() != MixPolicy(strategy=2, soft_labels=True).training_key()
+    assert keyed.synthetic_key() == MixPolicy(strategy=2, soft_labels=True).synthetic_key()  # same images
+    assert keyed.control() == MixPolicy(strategy=2, soft_labels=True).control()
+    for bad in ("soft_labels=true,soft_weight=0", "soft_labels=true,soft_weight=1.5", "soft_weight=0.5"):
+        with pytest.raises(UsageError, match="soft_weight"):
+            MixPolicy.parse(bad)

@@ -53,6 +53,10 @@ class MixPolicy:
       cross-entropy) instead of their intended class; the teacher is the real-only arm's classifier
       (or the uplift ``teacher``). Every soft-label arm gets a control arm ``<name>-control``: the
       same training on the real images only, distilled from the same teacher (see ``distill_real``).
+    - ``soft_weight``: with ``soft_labels``, the teacher's share of a synthetic image's target:
+      ``(1 - soft_weight) * one-hot(intended class) + soft_weight * teacher`` (1: the teacher's
+      probabilities alone). Below 1 the target keeps what the generator was asked to draw, which
+      the teacher alone discards.
     - ``distill_real``: also distil the real images from the teacher, on the augmented view, with
       target ``(1 - distill_weight) * one-hot + distill_weight * teacher``.
     - ``fresh``: a fresh synthetic pool (same size and filters) every ``refresh_steps`` steps
@@ -80,6 +84,7 @@ class MixPolicy:
     truncation: float | None = None
     loss: str = "ce"
     soft_labels: bool = False
+    soft_weight: float = 1.0
     distill_real: bool = False
     distill_weight: float = 0.5
     fresh: bool = False
@@ -110,6 +115,7 @@ class MixPolicy:
     def _check_types(self) -> None:
         """Numbers where numbers belong and true/false for the switches (a policy file is YAML)."""
         required = ("synthetic_weight", "min_confidence", "pretrain_fraction", "distill_weight")
+        required += ("soft_weight",)
         optional = ("max_synthetic_ratio", "synthetic_share", "min_class_fidelity", "truncation")
         switches = ("balance", "filter", "near_duplicate", "use_real", "soft_labels", "distill_real", "fresh")
         for key in (*required, *optional):
@@ -132,6 +138,10 @@ class MixPolicy:
             raise UsageError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0 < self.distill_weight <= 1:
             raise UsageError(f"distill_weight must be in (0, 1], got {self.distill_weight}")
+        if not 0 < self.soft_weight <= 1:
+            raise UsageError(f"soft_weight must be in (0, 1], got {self.soft_weight}")
+        if self.soft_weight != 1 and not self.soft_labels:
+            raise UsageError(f"policy {self.name!r}: soft_weight needs soft_labels=true")
         if self.refresh_steps is not None and self.refresh_steps < 1:
             raise UsageError(f"refresh_steps must be >= 1, got {self.refresh_steps}")
         special = self.soft_labels or self.distill_real or self.fresh or self.loss != "ce"
@@ -174,6 +184,7 @@ class MixPolicy:
             near_duplicate=False,
             truncation=None,
             soft_labels=False,
+            soft_weight=1.0,
             distill_real=True,
             fresh=False,
             refresh_steps=None,
@@ -216,6 +227,7 @@ class MixPolicy:
             self.use_real,
             self.loss,
             self.soft_labels,
+            self.soft_weight,
             self.distill_real,
             self.distill_weight,
             self.fresh,
@@ -307,7 +319,7 @@ def mix_arrays(policy: MixPolicy, real: Any, syn: Synthetic, k: int) -> dict[str
     if not policy.use_real:
         out = {"images": syn.images, "labels": syn.labels}
         if policy.soft_labels:
-            out["soft_targets"] = _require_soft(policy, syn)
+            out["soft_targets"] = synthetic_targets(policy, syn, k)
         return out
     n_real = len(real)
     out = {
@@ -323,7 +335,7 @@ def mix_arrays(policy: MixPolicy, real: Any, syn: Synthetic, k: int) -> dict[str
         out["draw_weight"] = weights
     if policy.soft_labels:
         real_rows = np.full((n_real, k), np.nan, np.float32)
-        out["soft_targets"] = np.concatenate([real_rows, _require_soft(policy, syn)])
+        out["soft_targets"] = np.concatenate([real_rows, synthetic_targets(policy, syn, k)])
     if policy.distill_real:
         out["distill_mask"] = np.concatenate([np.ones(n_real, bool), np.zeros(n_syn, bool)])
     return out
@@ -377,10 +389,21 @@ def _withheld_mass(labels: np.ndarray, withheld: np.ndarray) -> np.ndarray:
     return (withheld / np.maximum(real_counts, 1.0))[labels]
 
 
-def _require_soft(policy: MixPolicy, syn: Synthetic) -> np.ndarray:
+def synthetic_targets(policy: MixPolicy, syn: Synthetic, k: int) -> np.ndarray:
+    """The soft targets (``[n, k]``) of a soft-label policy's synthetic images: the teacher's
+    probabilities, mixed with the intended class's one-hot by ``soft_weight``."""
     if syn.soft is None:
         raise DataError(f"policy {policy.name!r}: the synthetic set carries no soft labels")
-    return syn.soft.astype(np.float32)
+    return mix_soft_targets(syn.soft, syn.labels, policy.soft_weight, k)
+
+
+def mix_soft_targets(teacher: np.ndarray, labels: np.ndarray, soft_weight: float, k: int) -> np.ndarray:
+    """``(1 - soft_weight) * one-hot(labels) + soft_weight * teacher`` as float32 ``[n, k]``."""
+    teacher = np.asarray(teacher, np.float32)
+    if soft_weight == 1:
+        return teacher
+    onehot = np.eye(k, dtype=np.float32)[np.asarray(labels, np.int64)]
+    return ((1 - soft_weight) * onehot + soft_weight * teacher).astype(np.float32)
 
 
 def batch_class_prior(labels: np.ndarray, k: int, draw_weight: np.ndarray | None = None) -> np.ndarray:
@@ -406,5 +429,7 @@ __all__ = [
     "batch_class_prior",
     "class_balanced_weights",
     "mix_arrays",
+    "mix_soft_targets",
     "refresh_every",
+    "synthetic_targets",
 ]
