@@ -27,7 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ganaug import __version__
-from ganaug.errors import CheckpointError, GanaugError, first_line
+from ganaug.errors import CheckpointError, GanaugError, GeneratorNotFoundError, first_line
 from ganaug.fileio import atomic_path, sha256_file
 from ganaug.noise import check_temperature
 from ganaug.runtime import MAX_CLASSES, check_class_names
@@ -128,7 +128,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The ganaug metadata of a safetensors weights file (validated)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"weights file not found: {path}")
+        raise GeneratorNotFoundError(f"weights file not found: {path}")
     _check_not_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -151,7 +151,7 @@ def resolve_weights(source: str | Path) -> Path:
             f"{source}: no weights/ema.safetensors or weights/last.safetensors in run directory"
         )
     if not source.exists():
-        raise CheckpointError(f"generator not found: {source}")
+        raise GeneratorNotFoundError(f"generator not found: {source}")
     return source
 
 

@@ -2,7 +2,8 @@
 
 Every error a user can cause (bad data, bad options, a foreign file) is raised as a
 :class:`GanaugError` whose message is one line that says what is wrong and where. The CLI
-prints it without a traceback and exits with status 1 (2 for :class:`UsageError`).
+prints it without a traceback and exits with status 1 (2 for :class:`UsageError`, which includes
+a named input that does not exist).
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ class UsageError(GanaugError):
 
 class CheckpointError(GanaugError):
     """A run directory or weights file is missing, incomplete or not ganaug's."""
+
+
+class DataNotFoundError(DataError, UsageError):
+    """A data path or labels file the user named does not exist: a :class:`DataError` to library
+    callers, bad usage (exit code 2) to the CLI."""
+
+
+class GeneratorNotFoundError(CheckpointError, UsageError):
+    """A generator, run directory or weights file the user named does not exist: a
+    :class:`CheckpointError` to library callers, bad usage (exit code 2) to the CLI."""
 
 
 class ExportError(GanaugError):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.errors import CheckpointError, UsageError, first_line
+from ganaug.errors import CheckpointError, GeneratorNotFoundError, UsageError, first_line
 from ganaug.noise import MAX_TEMPERATURE, NoiseStream, check_temperature
 
 LAYOUTS = ("uint8-nhwc", "float-nchw")
@@ -359,7 +359,7 @@ class OnnxGenerator(PerClassMixin):
         self.path = Path(path)
         self._sha256: str | None = None
         if not self.path.is_file():
-            raise CheckpointError(f"ONNX generator not found: {self.path}")
+            raise GeneratorNotFoundError(f"ONNX generator not found: {self.path}")
         chosen = list(providers) if providers is not None else default_providers()
         try:
             self._session = ort.InferenceSession(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ganaug import __version__
-from ganaug.errors import CheckpointError, UsageError
+from ganaug.errors import GeneratorNotFoundError, UsageError
 from ganaug.imageops import quantize_torch  # re-exported: its old home
 from ganaug.progress import Progress
 from ganaug.runtime import (
@@ -100,7 +100,7 @@ def open_sampler(
     """
     path = Path(source)
     if not path.exists():
-        raise CheckpointError(f"generator not found: {path}")
+        raise GeneratorNotFoundError(f"generator not found: {path}")
     if path.is_file() and path.suffix.lower() == ".onnx":
         return OnnxGenerator(path, providers=providers if providers is not None else _onnx_providers(device))
     if device in (None, "auto"):

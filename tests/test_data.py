@@ -221,10 +221,14 @@ def test_imagefolder_and_csv_from_fashion_mnist(tmp_path, fashion_mnist_dir):
         assert report["image_sizes"] == {"28x28": 50}
 
 
-def test_cli_errors_are_one_line_with_exit_1(tmp_path):
-    proc = run_cli("data", "inspect", str(tmp_path / "missing"))
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == f"error: data path not found: {tmp_path / 'missing'}"
+def test_cli_errors_are_one_line_exit_1_for_bad_data_and_2_for_a_missing_input(tmp_path):
+    missing = run_cli("data", "inspect", str(tmp_path / "missing"))
+    assert missing.returncode == 2  # bad usage: the named input does not exist
+    assert missing.stderr.strip() == f"error: data path not found: {tmp_path / 'missing'}"
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    broken = run_cli("data", "inspect", str(tmp_path / "broken.npz"))
+    assert broken.returncode == 1 and len(broken.stderr.strip().splitlines()) == 1
+    assert broken.stderr.startswith(f"error: {tmp_path / 'broken.npz'}: ")
 
 
 def test_python_api_warnings_do_not_break_cli(tmp_path):

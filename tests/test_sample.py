@@ -190,5 +190,5 @@ def test_cli_sample(tmp_path: Path, sources: dict[str, Path]) -> None:
         bad = run_cli("sample", str(sources["onnx"]), "--out", str(tmp_path / "x"), *bad_args)
         assert bad.returncode == code and message in bad.stderr and "Traceback" not in bad.stderr
     missing = run_cli("sample", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "x"), "-n", "1")
-    assert missing.returncode == 1 and missing.stderr.startswith("error:")
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
     assert not (tmp_path / "x").exists()

@@ -241,7 +241,7 @@ def test_cli_train_with_config_file_flags_override_and_errors(tmp_path):
     bad_cfg = run_cli("train", str(data), "--config", str(tmp_path / "bad.yaml"))
     assert bad_cfg.returncode == 2 and "unknown option 'stepz'" in bad_cfg.stderr
     missing = run_cli("train", str(tmp_path / "absent"), "--out", str(tmp_path / "r3"))
-    assert missing.returncode == 1 and missing.stderr.strip().endswith(
+    assert missing.returncode == 2 and missing.stderr.strip().endswith(
         f"data path not found: {tmp_path / 'absent'}"
     )
     assert not (tmp_path / "r3" / "weights").exists()

@@ -15,7 +15,7 @@ import numpy as np
 from ganaug.augment.options import declared_options, input_files, resolve_options
 from ganaug.augment.plan import SyntheticUnits, jsonable_strategy, resolve_plan, shard_entry
 from ganaug.augment.spec import CONFIG_FILE, FILL_MODES, REAL_MODES, AugmentSpec
-from ganaug.errors import DataError, UsageError
+from ganaug.errors import DataError, DataNotFoundError, UsageError
 from ganaug.hookspecs import AugmentContext
 from ganaug.runtime import generator_indices
 from ganaug.sampling import generator_hashes
@@ -106,7 +106,7 @@ def open_run(
     check_spec(spec)
     data_path = spec.data[0] if dataset is None else None
     if data_path is not None and not Path(data_path).exists():
-        raise DataError(f"input not found: {data_path}")
+        raise DataNotFoundError(f"input not found: {data_path}")
     pm = plugin_manager if plugin_manager is not None else get_plugin_manager(spec.plugins)
     declared = declared_options(pm)
     options = resolve_options(spec, declared)

@@ -8,27 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganaug.errors import CheckpointError, DataError, UsageError
+from ganaug.errors import DataNotFoundError, GeneratorNotFoundError, UsageError
 
 
 def require_data(path: str | None, labels: str | None = None) -> None:
     """DATA (and an explicit ``--labels`` file) must exist."""
     if path is not None and not Path(path).exists():
-        raise DataError(f"data path not found: {path}")
+        raise DataNotFoundError(f"data path not found: {path}")
     if labels is not None and not Path(labels).is_file():
-        raise DataError(f"labels file not found: {labels}")
+        raise DataNotFoundError(f"labels file not found: {labels}")
 
 
 def require_generator(path: str | None) -> None:
     """A generator (``.onnx``, run directory or weights file) must exist."""
     if path is not None and not Path(path).exists():
-        raise CheckpointError(f"generator not found: {path}")
+        raise GeneratorNotFoundError(f"generator not found: {path}")
 
 
 def require_run(path: str) -> None:
     """A run directory or weights file must exist (the message the library gives, sooner)."""
     if not Path(path).exists():
-        raise CheckpointError(f"generator not found: {path}")
+        raise GeneratorNotFoundError(f"generator not found: {path}")
 
 
 def require_resumable(out: str) -> None:

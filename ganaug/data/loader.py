@@ -32,7 +32,7 @@ from ganaug.data.sources import (
     read_idx,
     read_npz,
 )
-from ganaug.errors import DataError
+from ganaug.errors import DataError, DataNotFoundError
 
 CACHE_FORMAT = 1
 _PROBLEM_EXAMPLES = 3
@@ -199,10 +199,10 @@ def _resolve(
 ) -> tuple[Path, str, Path | None]:
     path = Path(path)
     if not path.exists():
-        raise DataError(f"data path not found: {path}")
+        raise DataNotFoundError(f"data path not found: {path}")
     labels_path = Path(labels) if labels is not None else None
     if labels_path is not None and not labels_path.is_file():
-        raise DataError(f"labels file not found: {labels_path}")
+        raise DataNotFoundError(f"labels file not found: {labels_path}")
     return path, detect_kind(path), labels_path
 
 
