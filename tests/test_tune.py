@@ -232,6 +232,14 @@ def test_a_wrong_policy_file_gets_one_line_that_says_what_is_wrong(files, tmp_pa
                    "--policy-file", str(tmp_path / "typed.json"))  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and not out.exists()
     assert proc.stderr.strip().splitlines()[-1].endswith("min_confidence must be a number, got 'high'")
+    # a strategy no plugin understands is blamed on the file that set it, not on --strategy
+    (tmp_path / "strategy.json").write_text('{"policy": {"name": "odd", "strategy": "most"}}')
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out", str(out),
+                   "--policy-file", str(tmp_path / "strategy.json"))  # fmt: skip
+    assert proc.returncode == 2 and not out.exists()
+    last = proc.stderr.strip().splitlines()[-1]
+    blamed = f"error: {tmp_path / 'strategy.json'}: policy 'odd': strategy 'most' is not understood"
+    assert last.startswith(blamed)
 
 
 def test_augment_with_a_no_gan_policy_says_where_the_policy_applies(files, tmp_path):

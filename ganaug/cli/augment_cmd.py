@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ganaug.cli.common import classes_written, echo, fail_usage, progress_to_stderr, quiet_option, warn
+from ganaug.errors import GanaugError, UsageError
 from ganaug.specs import click_options, spec_from_params
 
 
@@ -16,7 +17,6 @@ def _declared() -> tuple:
     """The options the plugins found now (built-ins, entry points, ``GANAUG_PLUGINS``) declare; a
     broken plugin costs only its flags here (the run itself reports it)."""
     from ganaug.augment.options import declared_options
-    from ganaug.errors import GanaugError
     from ganaug.plugins import get_plugin_manager
 
     try:
@@ -26,9 +26,9 @@ def _declared() -> tuple:
         return ()
 
 
-def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any]:
+def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any, str | None]:
     """``--policy-file``: the spec with the policy's augment options, except those given explicitly
-    (flags or ``--config``), and the policy."""
+    (flags or ``--config``), the policy, and where its strategy came from (``None``: the flag)."""
     from ganaug.tune import apply_policy_file
 
     default = click.core.ParameterSource.DEFAULT
@@ -54,7 +54,16 @@ def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any]
                 f"{spec.policy_file}: policy {policy.name!r} uses no GAN samples: {how}, applied when "
                 "training (e.g. ganaug.torch_dataset.policy_sampler); OUT gets the data unchanged"
             )
-    return spec, policy
+    origin = None if "strategy" in explicit else f"{spec.policy_file}: policy {policy.name!r}: strategy"
+    return spec, policy, origin
+
+
+def _blame_strategy_source(exc: UsageError, origin: str | None) -> UsageError:
+    """An error about ``--strategy`` whose value came from a policy file names the file instead."""
+    text = str(exc)
+    if origin is None or not text.startswith("--strategy"):
+        return exc
+    return UsageError(origin + text.removeprefix("--strategy"))
 
 
 def _merge(
@@ -114,15 +123,18 @@ def _augment(
         fail_usage(f"augment takes one DATA path, got {len(spec.data)} (several only with --merge)")
     if not spec.generator:
         fail_usage("missing option --generator/-g (a generator.onnx, run directory or .safetensors)")
-    policy = None
+    policy, strategy_origin = None, None
     if spec.policy_file:
-        spec, policy = _apply_policy(spec, ctx, quiet)
+        spec, policy, strategy_origin = _apply_policy(spec, ctx, quiet)
     with warnings.catch_warnings(record=True) as caught, progress_to_stderr(as_json):
         warnings.simplefilter("always")
-        summary = run_augment(
-            spec, overwrite=overwrite, progress=not quiet, echo=lambda m: echo(m, quiet), warn=warn,
-            save_config=True,
-        )  # fmt: skip
+        try:
+            summary = run_augment(
+                spec, overwrite=overwrite, progress=not quiet, echo=lambda m: echo(m, quiet), warn=warn,
+                save_config=True,
+            )  # fmt: skip
+        except UsageError as exc:
+            raise _blame_strategy_source(exc, strategy_origin) from None
     for w in caught:
         if not issubclass(w.category, DeprecationWarning):
             warn(str(w.message).splitlines()[0])
