@@ -180,7 +180,11 @@ def describe_policy_fields(p: dict[str, Any]) -> str:
     if p.get("loss", "ce") != "ce":
         parts.append(f"{p['loss'].replace('_', ' ')} loss")
     if p.get("soft_labels"):
-        parts.append("teacher's soft labels for synthetic images")
+        weight = p.get("soft_weight", 1.0)
+        if weight == 1:
+            parts.append("teacher's soft labels for synthetic images")
+        else:
+            parts.append(f"synthetic targets {weight:g} teacher + {1 - weight:g} intended class")
     if p.get("distill_real"):
         parts.append(f"real images distilled from the teacher (weight {p.get('distill_weight', 0.5)})")
     if p.get("fresh"):

@@ -60,6 +60,7 @@ class GanAugOptions:
     return_source: bool = False
     teacher: Any | None = None
     return_soft_labels: bool = False
+    soft_weight: float = 1.0
 
 
 class GanAugDataset(torch.utils.data.Dataset):
@@ -81,6 +82,8 @@ class GanAugDataset(torch.utils.data.Dataset):
     ``return_soft_labels=True`` appends a float32 ``[len(classes)]`` target to every item: the
     ``teacher``'s class probabilities of a synthetic image (before any transform), the one-hot
     label of a real one -- for soft cross-entropy on synthetic and hard labels on real images.
+    ``soft_weight`` below 1 mixes the intended class into a synthetic image's target:
+    ``(1 - soft_weight) * one-hot + soft_weight * teacher`` (a policy's ``soft_weight``).
     ``teacher``: an object with ``predict_proba(uint8 NHWC) -> [N, len(classes)]`` or a ganaug
     classifier ``.safetensors`` path (columns mapped to ``classes`` by name; loaded lazily per process).
     """
@@ -103,6 +106,9 @@ class GanAugDataset(torch.utils.data.Dataset):
             raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
         if opts.return_soft_labels and opts.teacher is None:
             raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
+        weight = opts.soft_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
+            raise UsageError(f"soft_weight must be a number in (0, 1], got {weight!r}")
         self.real = real_dataset
         self.transform = transform
         self.synthetic_transform = opts.synthetic_transform
@@ -111,6 +117,7 @@ class GanAugDataset(torch.utils.data.Dataset):
         self.device = opts.device
         self.return_source = opts.return_source
         self.return_soft_labels = bool(opts.return_soft_labels)
+        self.soft_weight = float(opts.soft_weight)
         self._teacher_source = str(opts.teacher) if isinstance(opts.teacher, (str, Path)) else None
         self._teacher = None if self._teacher_source else opts.teacher
         self.epoch = 0
@@ -186,7 +193,7 @@ class GanAugDataset(torch.utils.data.Dataset):
             generator = policy.generator_for(generator)
         settings = {"truncation": policy.truncation, "temperature": policy.temperature}
         if policy.soft_labels:
-            settings["return_soft_labels"] = True
+            settings.update(return_soft_labels=True, soft_weight=policy.soft_weight)
         ratio = policy.strategy if policy.uses_gan() else 0.0
         if isinstance(ratio, str) and is_number(ratio):
             ratio = float(ratio)
@@ -243,14 +250,17 @@ class GanAugDataset(torch.utils.data.Dataset):
             self._teacher = _Columns(clf, [names.index(c) for c in self.classes] if names else None)
         return self._teacher
 
-    def _soft(self, images: np.ndarray) -> np.ndarray:
+    def _soft(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The soft targets of synthetic ``images`` drawn for ``labels``."""
+        from ganaug.eval.policy import mix_soft_targets
+
         probs = np.asarray(self.teacher.predict_proba(np.ascontiguousarray(images)), dtype=np.float32)
         if probs.shape != (len(images), len(self.classes)):
             raise UsageError(
                 f"the teacher gave probabilities of shape {probs.shape}, "
                 f"expected {(len(images), len(self.classes))}"
             )
-        return probs
+        return mix_soft_targets(probs, labels, self.soft_weight, len(self.classes))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -355,7 +365,7 @@ class GanAugDataset(torch.utils.data.Dataset):
             j = np.array([idx[k] - self.n_real for k in syn_pos], dtype=np.int64)
             labels = self.synthetic_labels[j]
             images = self.sampler.generate_from_noise(self.noise(j), self._to_generator[labels])
-            soft = self._soft(images) if self.return_soft_labels else [None] * len(images)
+            soft = self._soft(images, labels) if self.return_soft_labels else [None] * len(images)
             for k, image, label, row in zip(syn_pos, images, labels, soft, strict=True):
                 image = self._apply(self.synthetic_transform, image, int(label), idx[k], 2)
                 out[k] = self._finish(image, int(label), idx[k], True, row)

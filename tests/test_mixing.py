@@ -332,6 +332,14 @@ def test_gan_aug_dataset_returns_soft_labels(data, generator):
     assert soft == pytest.approx(teacher.predict_proba(image[None])[0], abs=1e-5)
     with pytest.raises(UsageError, match="teacher"):
         GanAugDataset(train, generator, ratio=0.5, return_soft_labels=True)
+    # a policy's soft_weight: the same synthetic image, its target half intended class, half teacher
+    policy = MixPolicy(strategy=0.5, soft_labels=True, soft_weight=0.5)
+    mixed = GanAugDataset.from_policy(train, generator, policy, seed=0, teacher=teacher)
+    image_m, label_m, soft_m = mixed[j]
+    assert np.array_equal(image_m, image) and label_m == label
+    assert soft_m == pytest.approx(0.5 * np.eye(3)[label] + 0.5 * soft, abs=1e-6)
+    with pytest.raises(UsageError, match="soft_weight"):
+        GanAugDataset(train, generator, teacher=teacher, return_soft_labels=True, soft_weight=0)
 
 
 # -- #18: thread defaults and the FID/KID scale ----------------------------------------------------
@@ -365,6 +373,13 @@ def test_soft_weight_mixes_the_intended_class_into_the_teacher_target(data):
     assert keyed.training_key() != MixPolicy(strategy=2, soft_labels=True).training_key()
     assert keyed.synthetic_key() == MixPolicy(strategy=2, soft_labels=True).synthetic_key()  # same images
     assert keyed.control() == MixPolicy(strategy=2, soft_labels=True).control()
+    from dataclasses import asdict
+
+    from ganaug.eval.tune import training_options
+    from ganaug.report import describe_policy_fields
+
+    assert "synthetic targets 0.5 teacher + 0.5 intended class" in describe_policy_fields(asdict(keyed))
+    assert training_options(keyed)["soft_weight"] == 0.5  # a policy file says how to train on augment's output
     for bad in ("soft_labels=true,soft_weight=0", "soft_labels=true,soft_weight=1.5", "soft_weight=0.5"):
         with pytest.raises(UsageError, match="soft_weight"):
             MixPolicy.parse(bad)

@@ -242,6 +242,7 @@ def training_options(policy: Any) -> dict[str, Any]:
         "synthetic_share",
         "balance",
         "loss",
+        "soft_weight",
         "distill_real",
         "distill_weight",
         "fresh",
