@@ -379,7 +379,7 @@ def test_soft_weight_mixes_the_intended_class_into_the_teacher_target(data):
     from ganaug.report import describe_policy_fields
 
     assert "synthetic targets 0.5 teacher + 0.5 intended class" in describe_policy_fields(asdict(keyed))
-    assert training_options(keyed)["soft_weight"] == 0.5  # a policy file says how to train on augment's output
+    assert training_options(keyed)["soft_weight"] == 0.5  # how to train on augment output
     for bad in ("soft_labels=true,soft_weight=0", "soft_labels=true,soft_weight=1.5", "soft_weight=0.5"):
         with pytest.raises(UsageError, match="soft_weight"):
             MixPolicy.parse(bad)
