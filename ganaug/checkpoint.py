@@ -128,7 +128,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The ganaug metadata of a safetensors weights file (validated)."""
     path = Path(path)
     if not path.is_file():
-        raise GeneratorNotFoundError(f"weights file not found: {path}")
+        raise CheckpointError(f"weights file not found: {path}")
     _check_not_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
