@@ -33,6 +33,7 @@ import torch.utils.data
 from ganaug.errors import UsageError
 from ganaug.eval.common import is_number
 from ganaug.hookspecs import ratio_plan
+from ganaug.limits import Limit
 from ganaug.noise import BLOCK_ROWS, noise_block
 from ganaug.runtime import generator_indices, resolve_temperature
 
@@ -106,9 +107,7 @@ class GanAugDataset(torch.utils.data.Dataset):
             raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
         if opts.return_soft_labels and opts.teacher is None:
             raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
-        weight = opts.soft_weight
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight <= 1:
-            raise UsageError(f"soft_weight must be a number in (0, 1], got {weight!r}")
+        soft_weight = Limit(float, 0.0, 1.0, low_open=True).check("soft_weight", opts.soft_weight)
         self.real = real_dataset
         self.transform = transform
         self.synthetic_transform = opts.synthetic_transform
@@ -117,7 +116,7 @@ class GanAugDataset(torch.utils.data.Dataset):
         self.device = opts.device
         self.return_source = opts.return_source
         self.return_soft_labels = bool(opts.return_soft_labels)
-        self.soft_weight = float(opts.soft_weight)
+        self.soft_weight = soft_weight
         self._teacher_source = str(opts.teacher) if isinstance(opts.teacher, (str, Path)) else None
         self._teacher = None if self._teacher_source else opts.teacher
         self.epoch = 0
