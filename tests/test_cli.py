@@ -39,7 +39,7 @@ def test_version_warns_when_both_onnxruntime_distributions_are_installed(tmp_pat
 
 @pytest.mark.parametrize(
     ("args", "code"),
-    [(["no-such-command"], 2), (["train", "--steps", "abc"], 2), (["data", "inspect", "/nonexistent/x"], 1)],
+    [(["no-such-command"], 2), (["train", "--steps", "abc"], 2), (["data", "inspect", "/nonexistent/x"], 2)],
 )
 def test_exit_codes(args, code):
     proc = run_cli(*args)
