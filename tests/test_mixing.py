@@ -380,6 +380,10 @@ def test_soft_weight_mixes_the_intended_class_into_the_teacher_target(data):
 
     assert "synthetic targets 0.5 teacher + 0.5 intended class" in describe_policy_fields(asdict(keyed))
     assert training_options(keyed)["soft_weight"] == 0.5  # how to train on augment output
+    from ganaug.eval.spec import UpliftSpec
+
+    flags = UpliftSpec(soft_labels=True, soft_weight=0.5)  # eval uplift --soft-labels --soft-weight 0.5
+    assert flags.single_policy().training_key() == keyed.training_key()
     for bad in ("soft_labels=true,soft_weight=0", "soft_labels=true,soft_weight=1.5", "soft_weight=0.5"):
         with pytest.raises(UsageError, match="soft_weight"):
             MixPolicy.parse(bad)

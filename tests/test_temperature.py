@@ -263,6 +263,11 @@ def test_cli_eval_uplift_single_policy_flags(gens: dict[str, Path], tmp_path: Pa
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = run_cli(*common, "--temperature", "9")
     assert proc.returncode == 2 and "(0, 4]" in proc.stderr
+    proc = run_cli(*common, "--soft-labels", "--soft-weight", "0")
+    assert proc.returncode == 2 and "(0, 1]" in proc.stderr
+    proc = run_cli(*common, "--soft-weight", "0.5")
+    assert proc.returncode == 2 and "soft_weight needs soft_labels=true" in proc.stderr
+    assert not (tmp_path / "u").exists()
 
 
 def test_augment_policy_file_applies_temperature_and_checkpoint(

@@ -204,6 +204,11 @@ class UpliftSpec:
         show_default=False,
         help="Train synthetic images on the teacher's class probabilities; adds a distillation control arm.",
     )
+    soft_weight: float = option(
+        1.0,
+        limit=Limit(float, 0, 1, low_open=True),
+        help="With --soft-labels: the teacher's share of a synthetic target, the rest its intended class.",
+    )
     distill_real: bool = option(
         False, show_default=False, help="Also distil the real images from the teacher."
     )
@@ -290,6 +295,7 @@ class UpliftSpec:
             checkpoint=self.checkpoint,
             loss=self.loss,
             soft_labels=self.soft_labels,
+            soft_weight=self.soft_weight,
             distill_real=self.distill_real,
             fresh=self.fresh,
         )
