@@ -203,6 +203,14 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
                    "-O", "confidence_steps=10", "-q", "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["counts"]["synthetic"] == {c: 0 for c in CLASSES}
+    # the training half of a policy is named when augment applies the file
+    shared = write_policy_file(
+        tmp_path / "shared.json", MixPolicy(name="s", strategy=0.5, synthetic_share=0.25)
+    )
+    proc = run_cli("augment", str(files["train"]), "-g", str(files["generator"]), "--out",
+                   str(tmp_path / "a3"), "--policy-file", str(shared), "--format", "npz")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "when training on OUT also synthetic_share=0.25 (its 'training' options" in proc.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("policy: {name: x, sharee: 0.3}\n")
     with pytest.raises(UsageError, match="unknown policy field\\(s\\) sharee"):

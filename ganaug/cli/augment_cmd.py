@@ -39,7 +39,7 @@ def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any,
     policy = applied.pop("_policy")
     changes = {k: (list(v) if k == "filters" else v) for k, v in applied.items() if k in names}
     spec = dataclasses.replace(spec, **changes)
-    echo(f"policy {policy.name!r} from {spec.policy_file}", quiet)
+    echo(f"policy {policy.name!r} from {spec.policy_file}{_training_note(policy)}", quiet)
     if not policy.uses_gan():
         from ganaug.tune import describe_baseline
 
@@ -56,6 +56,19 @@ def _apply_policy(spec: Any, ctx: click.Context, quiet: bool) -> tuple[Any, Any,
             )
     origin = None if "strategy" in explicit else f"{spec.policy_file}: policy {policy.name!r}: strategy"
     return spec, policy, origin
+
+
+def _training_note(policy: Any) -> str:
+    """What a GAN policy sets for training on OUT (``synthetic_share=0.25``, ...), for the line that
+    names the policy: augment writes the images, the training loop applies the rest."""
+    from ganaug.eval.policy import MixPolicy
+    from ganaug.eval.tune import training_options
+
+    default = training_options(MixPolicy())
+    changed = [f"{k}={v}" for k, v in training_options(policy).items() if v != default[k]]
+    if not policy.uses_gan() or not changed:
+        return ""
+    return f"; when training on OUT also {', '.join(changed)} (its 'training' options, see policy_sampler)"
 
 
 def _blame_strategy_source(exc: UsageError, origin: str | None) -> UsageError:
