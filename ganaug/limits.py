@@ -99,6 +99,7 @@ def non_negative(high: float | None = None) -> Limit:
 
 
 UNIT = Limit(float, 0.0, 1.0)  # probabilities, thresholds
+FRACTION = Limit(float, 0.0, 1.0, low_open=True)  # shares and mixing weights: above 0, at most 1
 DECAY = Limit(float, 0.0, 1.0, high_open=True)  # EMA decay, Adam betas
 SEED = count(0, MAX_SEED)
 BATCH = count(1, 1 << 16)
@@ -180,6 +181,7 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
 __all__ = [
     "BATCH",
     "DECAY",
+    "FRACTION",
     "SEED",
     "TEMPERATURE",
     "TRAIN_LIMITS",

@@ -33,7 +33,7 @@ import torch.utils.data
 from ganaug.errors import UsageError
 from ganaug.eval.common import is_number
 from ganaug.hookspecs import ratio_plan
-from ganaug.limits import Limit
+from ganaug.limits import FRACTION
 from ganaug.noise import BLOCK_ROWS, noise_block
 from ganaug.runtime import generator_indices, resolve_temperature
 
@@ -107,7 +107,7 @@ class GanAugDataset(torch.utils.data.Dataset):
             raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
         if opts.return_soft_labels and opts.teacher is None:
             raise UsageError("return_soft_labels needs a teacher (a classifier with predict_proba)")
-        soft_weight = Limit(float, 0.0, 1.0, low_open=True).check("soft_weight", opts.soft_weight)
+        soft_weight = FRACTION.check("soft_weight", opts.soft_weight)
         self.real = real_dataset
         self.transform = transform
         self.synthetic_transform = opts.synthetic_transform

@@ -18,7 +18,7 @@ from ganaug import specs
 from ganaug.errors import UsageError
 from ganaug.eval.common import yaml_value
 from ganaug.eval.policy import CURRICULA, LOSSES, MixPolicy
-from ganaug.limits import BATCH, BIG, TEMPERATURE, TRUNCATION, UNIT, Limit
+from ganaug.limits import BATCH, BIG, FRACTION, TEMPERATURE, TRUNCATION, UNIT, Limit
 from ganaug.specs import option
 
 
@@ -206,7 +206,7 @@ class UpliftSpec:
     )
     soft_weight: float = option(
         1.0,
-        limit=Limit(float, 0, 1, low_open=True),
+        limit=FRACTION,
         help="With --soft-labels: the teacher's share of a synthetic target, the rest its intended class.",
     )
     distill_real: bool = option(
@@ -230,7 +230,7 @@ class UpliftSpec:
     )
     tune_fraction: float = option(
         0.2,
-        limit=Limit(float, 0, 1, low_open=True),
+        limit=FRACTION,
         help="Validation share of each seed's subset with --tune.",
     )
     tune_test_all: bool = option(False, show_default=False, help="With --tune, also test every candidate.")
