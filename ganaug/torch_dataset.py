@@ -32,6 +32,7 @@ import torch.utils.data
 
 from ganaug.errors import UsageError
 from ganaug.eval.common import is_number
+from ganaug.eval.policy import mix_soft_targets
 from ganaug.hookspecs import ratio_plan
 from ganaug.limits import FRACTION
 from ganaug.noise import BLOCK_ROWS, noise_block
@@ -251,8 +252,6 @@ class GanAugDataset(torch.utils.data.Dataset):
 
     def _soft(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The soft targets of synthetic ``images`` drawn for ``labels``."""
-        from ganaug.eval.policy import mix_soft_targets
-
         probs = np.asarray(self.teacher.predict_proba(np.ascontiguousarray(images)), dtype=np.float32)
         if probs.shape != (len(images), len(self.classes)):
             raise UsageError(

@@ -72,7 +72,9 @@ def _training_note(policy: Any) -> str:
 
 
 def _blame_strategy_source(exc: UsageError, origin: str | None) -> UsageError:
-    """An error about ``--strategy`` whose value came from a policy file names the file instead."""
+    """An error about ``--strategy`` whose value came from a policy file names the file instead.
+    Done here, where the value's origin is known: the messages come from ganaug's planner and from
+    the strategy plugins (third-party ones included), which only see the value."""
     text = str(exc)
     if origin is None or not text.startswith("--strategy"):
         return exc

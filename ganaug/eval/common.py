@@ -52,6 +52,12 @@ def align_test(test: Any, classes: list[str], image_shape: tuple[int, ...]) -> A
     return ImageDataset(test.images, mapping[test.labels], list(classes), test.source)
 
 
+def check_one_count_source(per_class_n: Any, imbalance: Any) -> None:
+    """``--per-class`` and ``--imbalance`` both say how many images to draw: at most one of them."""
+    if imbalance is not None and per_class_n is not None:
+        raise UsageError("give --per-class N or --imbalance COUNTS, not both")
+
+
 def per_class_counts(
     per_class_n: int | Sequence[int] | None,
     imbalance: Sequence[int] | None,
@@ -61,8 +67,7 @@ def per_class_counts(
     """Real images to draw per class: ``imbalance`` (one count per class), else ``per_class_n``,
     else -- with ``available`` (class -> images in the data) -- every image, as the data has them.
     With ``available``, a count above what a class has is a UsageError that names the class."""
-    if imbalance is not None and per_class_n is not None:
-        raise UsageError("give --per-class N or --imbalance COUNTS, not both")
+    check_one_count_source(per_class_n, imbalance)
     if imbalance is not None:
         counts = [int(c) for c in imbalance]
         if len(counts) != k:
@@ -139,6 +144,7 @@ def check_out(out: str | None, data: Sequence[str | None]) -> None:
 __all__ = [
     "align_test",
     "as_dataset",
+    "check_one_count_source",
     "check_out",
     "draw_subset",
     "generator_labels",

@@ -114,8 +114,13 @@ class MixPolicy:
 
     def _check_types(self) -> None:
         """Numbers where numbers belong and true/false for the switches (a policy file is YAML)."""
-        required = ("synthetic_weight", "min_confidence", "pretrain_fraction", "distill_weight")
-        required += ("soft_weight",)
+        required = (
+            "synthetic_weight",
+            "min_confidence",
+            "pretrain_fraction",
+            "distill_weight",
+            "soft_weight",
+        )
         optional = ("max_synthetic_ratio", "synthetic_share", "min_class_fidelity", "truncation")
         switches = ("balance", "filter", "near_duplicate", "use_real", "soft_labels", "distill_real", "fresh")
         for key in (*required, *optional):

@@ -20,7 +20,14 @@ from ganaug.eval.arms import (
     seed_teacher,
     thread_count_text,
 )
-from ganaug.eval.common import align_test, as_dataset, check_out, draw_subset, per_class_counts
+from ganaug.eval.common import (
+    align_test,
+    as_dataset,
+    check_one_count_source,
+    check_out,
+    draw_subset,
+    per_class_counts,
+)
 from ganaug.eval.quality import quality_report
 from ganaug.eval.spec import UpliftConfig, UpliftSpec
 from ganaug.eval.validation import policies_to_test, tune_policies
@@ -267,8 +274,7 @@ def run_uplift(
     from ganaug.data import load_dataset
     from ganaug.specs import save_spec
 
-    if spec.per_class_n is not None and spec.imbalance is not None:
-        raise UsageError("give --per-class N or --imbalance COUNTS, not both")
+    check_one_count_source(spec.per_class_n, spec.imbalance)  # before the data is loaded
     if spec.test is None and not spec.tune:
         raise UsageError("missing option --test (only --tune may run without a test split)")
     if spec.data is None or spec.out is None:
