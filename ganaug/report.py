@@ -231,8 +231,37 @@ def _header_section(report: dict[str, Any]) -> list[str]:
             else "trained per seed on exactly the drawn real images, options "
             f"`{s['gan_options'] or 'defaults'}`"
         )
+        + _temperature_note(report)
         + ".",
+        *_teacher_lines(s),
     ]
+
+
+def _temperature_note(report: dict[str, Any]) -> str:
+    """The temperature each seed's generator samples at when a policy names none."""
+    temps = [(r["seed"], r.get("gan", {}).get("temperature")) for r in report.get("seeds", [])]
+    temps = [(seed, t) for seed, t in temps if t is not None]
+    if not temps:
+        return ""
+    values = " / ".join(f"{t:g}" for _, t in temps)
+    seeds = ", ".join(str(seed) for seed, _ in temps)
+    plural = "s" if len(temps) > 1 else ""
+    return f"; sampled at temperature {values} (seed{plural} {seeds}) unless a policy names one"
+
+
+def _teacher_lines(settings: dict[str, Any]) -> list[str]:
+    """Which classifier taught the soft-label and distillation arms (only when one did)."""
+    policies = settings.get("policies", [])
+    if not any(p.get("soft_labels") or p.get("distill_real") for p in policies):
+        return []
+    teacher = settings.get("teacher")
+    if teacher is None:
+        what = "the real-only arm's classifier"
+    elif teacher == "balanced":
+        what = "a classifier trained on each seed's real images with class-balanced batches"
+    else:
+        what = f"`{teacher}`"
+    return [f"Teacher of the soft-label and distillation arms: {what}."]
 
 
 def _merged_from_lines(report: dict[str, Any]) -> list[str]:

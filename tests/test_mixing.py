@@ -387,3 +387,45 @@ def test_soft_weight_mixes_the_intended_class_into_the_teacher_target(data):
     for bad in ("soft_labels=true,soft_weight=0", "soft_labels=true,soft_weight=1.5", "soft_weight=0.5"):
         with pytest.raises(UsageError, match="soft_weight"):
             MixPolicy.parse(bad)
+
+
+def test_a_balanced_teacher_is_the_oversampling_classifier_and_labels_the_synthetic_images(
+    data, generator, tmp_path
+):
+    """``teacher="balanced"``: the teacher is trained on the seed's real images with class-balanced
+    batches -- the oversampling arm's training -- and the synthetic images' soft labels are its
+    probabilities, not the real-only classifier's."""
+    from ganaug.eval.classifier_model import Classifier
+    from ganaug.eval.common import draw_subset
+    from ganaug.eval.policy import class_balanced_weights
+
+    train, test = data
+    policies = [
+        MixPolicy(name="oversample", strategy=0, balance=True),
+        MixPolicy(name="soft", strategy="not majority", balance=True, soft_labels=True, soft_weight=0.5),
+    ]
+    opts = dict(imbalance=[8, 3, 5], seeds=[0], generator=generator, classifier_steps=8,
+                classifier_batch_size=8, quality=False)  # fmt: skip
+    rep = uplift(train, test, out_dir=tmp_path / "u", policies=policies, teacher="balanced", **opts)
+    seed_dir = tmp_path / "u" / "seed_0"
+    teacher = Classifier.load(seed_dir / "teacher_classifier.safetensors")
+    real = Classifier.load(seed_dir / "real_classifier.safetensors")
+    subset = draw_subset(train, [8, 3, 5], 0)
+    balanced = train_classifier(subset.images, subset.labels, 3, steps=8, batch_size=8, seed=0,
+                                draw_weight=class_balanced_weights(subset.labels, 3))  # fmt: skip
+    np.testing.assert_allclose(teacher.predict_proba(test.images), balanced.predict_proba(test.images), atol=1e-6)
+    with np.load(seed_dir / "synthetic_soft" / "data.npz") as npz:
+        images, soft = npz["images"], npz["soft_labels"]
+    assert len(images) == 8  # "not majority": c1 (3) and c2 (5) up to 8
+    np.testing.assert_allclose(soft, teacher.predict_proba(images), atol=1e-5)
+    assert not np.allclose(soft, real.predict_proba(images), atol=1e-3)
+    md = (tmp_path / "u" / "report.md").read_text()
+    assert "Teacher of the soft-label and distillation arms: a classifier trained on each seed's real " \
+        "images with class-balanced batches." in md  # fmt: skip
+    temperature = rep["seeds"][0]["gan"]["temperature"]
+    assert isinstance(temperature, float) and f"sampled at temperature {temperature:g} (seed 0)" in md
+    # no arm learns from a teacher: none is trained, and the report names none
+    plain = uplift(train, test, out_dir=tmp_path / "p", policies=policies[:1], teacher="balanced", **opts)
+    assert not (tmp_path / "p" / "seed_0" / "teacher_classifier.safetensors").exists()
+    assert plain["arms"] == ["real", "oversample"]
+    assert "Teacher of" not in (tmp_path / "p" / "report.md").read_text()

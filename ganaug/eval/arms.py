@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from ganaug.errors import UsageError
-from ganaug.eval.policy import MixPolicy, Synthetic, batch_class_prior, mix_arrays, refresh_every
+from ganaug.eval.policy import (
+    MixPolicy,
+    Synthetic,
+    batch_class_prior,
+    class_balanced_weights,
+    mix_arrays,
+    refresh_every,
+)
 from ganaug.eval.spec import UpliftConfig
 
 
@@ -203,7 +210,7 @@ def policy_arms(
             return policy.synthetic_key()
         weights = policy.generator_for(ctx.gen_path)
         if weights not in temperatures:
-            temperatures[weights] = _generator_temperature(weights)
+            temperatures[weights] = generator_temperature(weights)
         return policy.synthetic_key(temperatures[weights])
 
     need_soft = {set_key(p) for p in policies if p.soft_labels}
@@ -281,7 +288,7 @@ def policy_arms(
     return results, controls
 
 
-def _generator_temperature(weights: Path) -> float:
+def generator_temperature(weights: Path) -> float:
     """The temperature a generator samples at when a policy names none (its training-time choice)."""
     from ganaug.sampling import open_sampler
 
@@ -328,14 +335,23 @@ def thread_count_text() -> str:
 
 
 def real_classifier(
-    ctx_seed: int, real: Any, classes: list[str], cfg: UpliftConfig, progress: bool, desc: str
+    ctx_seed: int,
+    real: Any,
+    classes: list[str],
+    cfg: UpliftConfig,
+    progress: bool,
+    desc: str,
+    balance: bool = False,
 ) -> Any:
+    """The fixed classifier on the real images only (``balance``: class-balanced batches)."""
     from ganaug.eval.classifier_train import train_classifier
 
+    extra = {"draw_weight": class_balanced_weights(real.labels, len(classes))} if balance else {}
     return train_classifier(
         real.images,
         real.labels,
         len(classes),
+        **extra,
         seed=ctx_seed,
         progress=progress,
         classes=classes,
@@ -344,10 +360,35 @@ def real_classifier(
     )
 
 
-def seed_teacher(cfg: UpliftConfig, seed: int, real_clf: Any, real_clf_path: Path) -> tuple[Any, Path]:
-    """The teacher of soft-label and distillation arms: ``cfg.teacher`` or the real-only classifier."""
-    if cfg.teacher is None:
+BALANCED_TEACHER = "balanced"
+"""``teacher`` value: a classifier trained on the real subset with class-balanced batches."""
+
+
+def seed_teacher(
+    cfg: UpliftConfig,
+    seed: int,
+    real_clf: Any,
+    real_clf_path: Path,
+    real: Any = None,
+    work: Path | None = None,
+    progress: bool = False,
+    policies: Sequence[MixPolicy] = (),
+) -> tuple[Any, Path]:
+    """The teacher of soft-label and distillation arms: ``cfg.teacher`` (a classifier file, or
+    :data:`BALANCED_TEACHER`: one trained here on ``real`` with class-balanced batches, saved in
+    ``work``, if one of ``policies`` learns from a teacher), else the real-only classifier. On
+    imbalanced data the real-only classifier has learned the majority class's prior, and its soft
+    labels pass that prior on."""
+    needed = any(p.soft_labels or p.distill_real for p in policies)
+    if cfg.teacher is None or (cfg.teacher == BALANCED_TEACHER and not needed):
         return real_clf, real_clf_path
+    if cfg.teacher == BALANCED_TEACHER:
+        if real is None or work is None:
+            raise ValueError("a balanced teacher needs the real subset and a work directory")
+        clf = real_classifier(
+            seed, real, list(real.classes), cfg, progress, "teacher (class-balanced)", balance=True
+        )
+        return clf, clf.save(work / "teacher_classifier.safetensors")
     path = Path(cfg.teacher.replace("{seed}", str(seed)))
     if path.suffix.lower() == ".onnx":
         from ganaug.eval.onnx_classifier import OnnxClassifier
@@ -402,7 +443,9 @@ def seed_generator(
 
 
 __all__ = [
+    "BALANCED_TEACHER",
     "SeedContext",
+    "generator_temperature",
     "policy_arms",
     "real_classifier",
     "seed_generator",

@@ -219,7 +219,8 @@ class UpliftSpec:
         None,
         path=True,
         help="Teacher for soft labels / distillation: ONNX or ganaug .safetensors classifier ({seed} "
-        "allowed; default: the real-only arm's classifier).",
+        "allowed), or 'balanced': one trained on each seed's real images with class-balanced batches "
+        "(default: the real-only arm's classifier).",
     )
     tune: bool = option(
         False,

@@ -13,7 +13,9 @@ import numpy as np
 
 from ganaug.errors import UsageError
 from ganaug.eval.arms import (
+    BALANCED_TEACHER,
     SeedContext,
+    generator_temperature,
     policy_arms,
     real_classifier,
     seed_generator,
@@ -160,7 +162,7 @@ def _resolve(spec: UpliftSpec, train_ds: Any, test: Any) -> UpliftConfig:
         (spec.tune_generator, "--tune-generator"),
     )
     for path, what in checks:
-        if path is not None:
+        if path is not None and not (what == "--teacher" and path == BALANCED_TEACHER):
             for seed in seed_list:  # "{seed}": one file per seed (e.g. an earlier run's GANs)
                 candidate = Path(str(path).replace("{seed}", str(seed)))
                 if not candidate.exists():
@@ -225,12 +227,14 @@ def uplift(
     line) is recorded in the report.
 
     ``teacher`` (ONNX or ganaug ``.safetensors``; ``{seed}`` allowed) replaces the real-only arm's
-    classifier as the teacher of soft-label and distillation arms. ``tune`` first chooses a policy
-    on a stratified validation split (``tune_fraction``) of each seed's subset from ``tune_grid``
-    (default :func:`ganaug.eval.tune.default_grid`) plus ``policies`` and the real-only arm, then adds
-    the choice, retrained on the whole subset, as arm ``tuned`` (with ``tune_test_all`` every
-    candidate is also tested) and ends the report with a recommendation; the test split is first
-    used after the choice. ``test`` may be ``None`` with ``tune`` (choose only, no test arms).
+    classifier as the teacher of soft-label and distillation arms; ``"balanced"`` trains the teacher
+    on the seed's real subset with class-balanced batches (for imbalanced data). ``tune`` first
+    chooses a policy on a stratified validation split (``tune_fraction``) of each seed's subset
+    from ``tune_grid`` (default :func:`ganaug.eval.tune.default_grid`) plus ``policies`` and the
+    real-only arm, then adds the choice, retrained on the whole subset, as arm ``tuned`` (with
+    ``tune_test_all`` every candidate is also tested) and ends the report with a recommendation;
+    the test split is first used after the choice. ``test`` may be ``None`` with ``tune`` (choose
+    only, no test arms).
     ``threads``: torch threads (default :func:`auto_threads`, or torch's own setting when
     ``OMP_NUM_THREADS`` is set).
     """
@@ -424,6 +428,8 @@ def _run_seed(
     if seed not in generators:
         generators[seed] = seed_generator(seed, subset, cfg, seed_dir, progress, say, cfg.generator)
     gen_path, result["gan"] = generators[seed]
+    if "temperature" not in result["gan"]:  # what the GAN arms sample at unless a policy names one
+        result["gan"]["temperature"] = generator_temperature(gen_path)
 
     # arm (a): the real subset with classical augmentation
     say(f"seed {seed}: classifier on the real subset ({cfg.classifier_steps} steps, {thread_count_text()})")
@@ -431,7 +437,9 @@ def _run_seed(
     real_clf = real_classifier(seed, subset, list(train_ds.classes), cfg, progress, "real only")
     result["arms"]["real"] = _arm_result(real_clf, test_ds, time.perf_counter() - t0, len(subset))
     filter_path = real_clf.save(seed_dir / "real_classifier.safetensors")
-    teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path)
+    teacher, teacher_path = seed_teacher(
+        cfg, seed, real_clf, filter_path, subset, seed_dir, progress, cfg.policies
+    )
 
     # arm(s) (b): real + GAN samples through the augment pipeline (and distillation controls)
     ctx = SeedContext(

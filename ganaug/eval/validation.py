@@ -139,7 +139,7 @@ def tune_seed(
     )
     real_clf = real_classifier(seed, tr, classes, cfg, progress, "tune: real only")
     filter_path = real_clf.save(work / "real_classifier.safetensors")
-    teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path)
+    teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path, tr, work, progress, candidates)
     ctx = SeedContext(
         seed, tr, len(classes), gen_path, work, filter_path, teacher, teacher_path, progress, say, complain
     )
