@@ -56,6 +56,8 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 DEFAULT_NEAR_DUPLICATE = 0.03
 DEFAULT_MIN_CLASS_FIDELITY = 0.8
 DEFAULT_FIDELITY_PROBE = 256
+#: ``--teacher`` value: a teacher trained on the real data with class-balanced batches.
+BALANCED_TEACHER = "balanced"
 EMBED_SIZE = 16
 _CLASSIFIER_FILE = "an ONNX or ganaug .safetensors classifier"
 OPTIONS = (
@@ -88,7 +90,11 @@ OPTIONS = (
         "near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE, float, low=0, high=1,
         help="--filter near-duplicate: reject below this RMS pixel distance (0-1) to a training image.",
     ),
-    PluginOption("teacher", None, str, path=True, help=f"--soft-labels: {_CLASSIFIER_FILE}."),
+    PluginOption(
+        "teacher", None, str, path=True,
+        help=f"--soft-labels: {_CLASSIFIER_FILE}, or '{BALANCED_TEACHER}': one trained on DATA with "
+        "class-balanced batches (for imbalanced data; default: the confidence filter's classifier).",
+    ),
 )  # fmt: skip
 
 
@@ -106,11 +112,12 @@ class _MappedClassifier:
         return self.clf.predict_proba(images)[:, self.columns]
 
 
-def load_filter_classifier(path: str | Path, classes: list[str]) -> Any:
-    """``--filter-classifier``: an ONNX model or a ganaug classifier ``.safetensors`` file."""
+def load_filter_classifier(path: str | Path, classes: list[str], what: str = "--filter-classifier") -> Any:
+    """``--filter-classifier`` (or ``what``, e.g. ``--teacher``): an ONNX model or a ganaug classifier
+    ``.safetensors`` file."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"--filter-classifier: file not found: {path}")
+        raise UsageError(f"{what}: file not found: {path}")
     if path.suffix.lower() == ".onnx":
         return OnnxClassifier(path, classes)
     from ganaug.api import Classifier
@@ -120,12 +127,10 @@ def load_filter_classifier(path: str | Path, classes: list[str]) -> Any:
     if names:
         missing = [c for c in classes if c not in names]
         if missing:
-            raise UsageError(f"--filter-classifier: {path} does not know class(es) {', '.join(missing)}")
+            raise UsageError(f"{what}: {path} does not know class(es) {', '.join(missing)}")
         return _MappedClassifier(clf, np.array([names.index(c) for c in classes]))
     if clf.num_classes != len(classes):
-        raise UsageError(
-            f"--filter-classifier: {path} has {clf.num_classes} classes, the data {len(classes)}"
-        )
+        raise UsageError(f"{what}: {path} has {clf.num_classes} classes, the data {len(classes)}")
     return clf
 
 
@@ -134,36 +139,55 @@ def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
     threshold = float(opts.get("min_confidence", DEFAULT_MIN_CONFIDENCE))
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {threshold}")
-    real = context.real
     if opts.get("filter_classifier"):
         clf = load_filter_classifier(opts["filter_classifier"], context.classes)
         source = str(opts["filter_classifier"])
     else:
-        from ganaug.api import train_classifier
-
-        steps = int(opts.get("confidence_steps", DEFAULT_CONFIDENCE_STEPS))
-        present = np.unique(real.labels)
-        if len(present) < 2:
-            raise UsageError("--filter confidence needs real images of at least two classes to train on")
-        context.echo(f"training the confidence filter's classifier ({steps} steps)")
-        clf = train_classifier(
-            real.images,
-            real.labels,
-            len(context.classes),
-            steps=steps,
-            seed=context.seed,
-            classes=list(context.classes),
-        )
-        source = f"trained on the real data ({steps} steps)"
+        trained = _train_on_real(context)
+        clf, source = trained["classifier"], trained["source"]
     return {"classifier": clf, "threshold": threshold, "source": source}
+
+
+def _train_on_real(context: AugmentContext, balanced: bool = False) -> dict[str, Any]:
+    """ganaug's small CNN trained on the real data (``--confidence-steps``); ``balanced``: with
+    class-balanced batches, so it does not learn an imbalanced dataset's class prior."""
+    from ganaug.api import train_classifier
+
+    real = context.real
+    steps = int(context.options.get("confidence_steps", DEFAULT_CONFIDENCE_STEPS))
+    what = (
+        "the soft-label teacher (class-balanced batches)"
+        if balanced
+        else "the confidence filter's classifier"
+    )
+    if len(np.unique(real.labels)) < 2:
+        raise UsageError(f"{what} needs real images of at least two classes to train on")
+    extra: dict[str, Any] = {}
+    if balanced:
+        counts = np.bincount(real.labels, minlength=len(context.classes)).astype(np.float64)
+        extra["draw_weight"] = 1.0 / counts[real.labels]
+    context.echo(f"training {what} ({steps} steps)")
+    clf = train_classifier(
+        real.images,
+        real.labels,
+        len(context.classes),
+        steps=steps,
+        seed=context.seed,
+        classes=list(context.classes),
+        **extra,
+    )
+    how = " with class-balanced batches" if balanced else ""
+    return {"classifier": clf, "source": f"trained on the real data{how} ({steps} steps)"}
 
 
 def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:
     """``--soft-labels``' teacher: ``--teacher``, else the confidence filter's classifier, else one
     set up exactly as the confidence filter's would be (``--filter-classifier`` or trained)."""
     path = context.options.get("teacher")
+    if path == BALANCED_TEACHER:
+        return _train_on_real(context, balanced=True)
     if path:
-        return {"classifier": load_filter_classifier(path, context.classes), "source": str(path)}
+        return {"classifier": load_filter_classifier(path, context.classes, "--teacher"), "source": str(path)}
     for shared in ("confidence", "class-fidelity"):  # the classifier one of the filters already has
         if shared in state:
             return {"classifier": state[shared]["classifier"], "source": state[shared]["source"]}

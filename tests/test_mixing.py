@@ -319,6 +319,31 @@ def test_augment_soft_labels_in_manifest_and_npz(tmp_path, generator):
     assert summary["soft_labels"] is True and "trained on the real data" in summary["teacher"]["classifier"]
 
 
+
+def test_augment_balanced_teacher_is_trained_with_class_balanced_batches(tmp_path, generator):
+    """``--teacher balanced`` on imbalanced data: the soft labels are those of ganaug's classifier
+    trained on DATA with class-balanced batches (same steps and seed), not of the plain one."""
+    x, y = pattern_images([12, 3, 5], size=16, seed=2)
+    src = tmp_path / "train.npz"
+    np.savez(src, images=x, labels=y, classes=np.array(CLASSES))
+    out = tmp_path / "aug"
+    proc = run_cli("augment", str(src), "-g", str(generator), "--out", str(out), "--strategy", "1",
+                   "--format", "npz", "--soft-labels", "--teacher", "balanced", "--seed", "3",
+                   "-O", "confidence_steps=10")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "training the soft-label teacher (class-balanced batches) (10 steps)" in proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["teacher"]["classifier"] == "trained on the real data with class-balanced batches (10 steps)"
+    with np.load(out / "data.npz") as npz:
+        synthetic = npz["labels"].shape[0] - 20
+        images, soft = npz["images"][20:], npz["soft_labels"][20:]
+    assert synthetic == 20
+    weights = 1.0 / np.bincount(y)[y]
+    balanced = train_classifier(x, y, 3, steps=10, seed=3, classes=CLASSES, draw_weight=weights)
+    plain = train_classifier(x, y, 3, steps=10, seed=3, classes=CLASSES)
+    np.testing.assert_allclose(soft, balanced.predict_proba(images), atol=1e-5)
+    assert not np.allclose(soft, plain.predict_proba(images), atol=1e-3)
+
 def test_gan_aug_dataset_returns_soft_labels(data, generator):
     from ganaug.torch_dataset import GanAugDataset
 

@@ -217,6 +217,25 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
         load_policy_file(bad)
 
 
+
+def test_a_policy_file_carries_the_teacher_it_was_chosen_with(files, tmp_path):
+    """``eval uplift --tune --teacher balanced`` chose a soft-label policy with that teacher:
+    ``augment --policy-file`` labels with the same kind of teacher unless --teacher says otherwise."""
+    soft = MixPolicy(name="tuned", strategy=0.5, soft_labels=True)
+    path = write_policy_file(tmp_path / "tuned_policy.json", soft, teacher="balanced")
+    assert json.loads(path.read_text())["augment"]["teacher"] == "balanced"
+    for policy, teacher in ((MixPolicy(name="hard", strategy=0.5), "balanced"), (soft, "t_{seed}.onnx")):
+        other = write_policy_file(tmp_path / "other.json", policy, teacher=teacher)
+        assert "teacher" not in json.loads(other.read_text())["augment"]
+    common = ["augment", str(files["train"]), "-g", str(files["generator"]), "--policy-file", str(path),
+              "--format", "npz", "-O", "confidence_steps=10", "-q", "--json"]  # fmt: skip
+    proc = run_cli(*common, "--out", str(tmp_path / "a1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "class-balanced batches" in json.loads(proc.stdout)["teacher"]["classifier"]
+    missing = tmp_path / "mine.onnx"
+    proc = run_cli(*common, "--out", str(tmp_path / "a2"), "--teacher", str(missing))  # the flag wins
+    assert proc.returncode == 2 and f"--teacher: file not found: {missing}" in proc.stderr
+
 def test_a_wrong_policy_file_gets_one_line_that_says_what_is_wrong(files, tmp_path):
     cases = {
         "report.json": ('{"kind": "ganaug.uplift", "arms": [], "command": "x"}',
@@ -313,6 +332,11 @@ def test_eval_uplift_tune_cli(files, tmp_path):
     assert policy.name == "tuned" and (policy.uses_gan() == (report["tune"]["choice"] == "gan"))
     missing = run_cli(*common)
     assert missing.returncode == 2 and "--test" in missing.stderr
+    # "balanced" is a teacher, not a file: trained on the tuning split's train part only
+    soft = ["--policy", "name=soft,strategy=1,soft_labels=true", "--teacher", "balanced"]
+    balanced = run_cli(*common, "--out", str(tmp_path / "bal"), "--tune", *tuning, *soft)
+    assert balanced.returncode == 0, balanced.stderr
+    assert (tmp_path / "bal" / "seed_0" / "tune" / "teacher_classifier.safetensors").is_file()
     alone = run_cli(*common, *tuning, "--test", str(files["train"]))
     assert alone.returncode == 2 and "--tune-generator needs --tune" in alone.stderr
 

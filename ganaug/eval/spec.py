@@ -218,6 +218,7 @@ class UpliftSpec:
     teacher: str | None = option(
         None,
         path=True,
+        metavar="PATH|balanced",
         help="Teacher for soft labels / distillation: ONNX or ganaug .safetensors classifier ({seed} "
         "allowed), or 'balanced': one trained on each seed's real images with class-balanced batches "
         "(default: the real-only arm's classifier).",

@@ -250,15 +250,23 @@ def training_options(policy: Any) -> dict[str, Any]:
     return {k: getattr(policy, k) for k in keys}
 
 
-def write_policy_file(path: str | os.PathLike[str], policy: Any, **extra: Any) -> Path:
-    """Write a policy file (JSON) that ``ganaug augment --policy-file`` and :func:`load_policy_file` read."""
+def write_policy_file(
+    path: str | os.PathLike[str], policy: Any, teacher: str | None = None, **extra: Any
+) -> Path:
+    """Write a policy file (JSON) that ``ganaug augment --policy-file`` and :func:`load_policy_file`
+    read. ``teacher`` (a classifier file or ``"balanced"``): the soft labels' teacher the policy was
+    chosen with, applied by ``augment --policy-file`` too (not one with ``{seed}`` in its path,
+    which names one file per seed)."""
     from ganaug.fileio import atomic_write_json
 
+    augment = augment_options(policy)
+    if teacher is not None and policy.soft_labels and "{seed}" not in teacher:
+        augment["teacher"] = teacher
     body = {
         "kind": POLICY_KIND,
         "version": 1,
         "policy": dataclasses.asdict(policy),
-        "augment": augment_options(policy),
+        "augment": augment,
         "training": training_options(policy),
         **extra,
     }
@@ -367,6 +375,16 @@ def tune_markdown(report: dict[str, Any]) -> str:
     )
 
 
+def _file_teacher(path: str | os.PathLike[str]) -> str | None:
+    """The soft labels' teacher a policy file's ``augment`` options name (``None``: none)."""
+    import yaml
+
+    body = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    augment = body.get("augment") if isinstance(body, dict) else None
+    teacher = augment.get("teacher") if isinstance(augment, dict) else None
+    return None if teacher is None else str(teacher)
+
+
 def apply_policy_file(
     path: str | os.PathLike[str], values: dict[str, Any], explicit: set[str]
 ) -> dict[str, Any]:
@@ -374,6 +392,9 @@ def apply_policy_file(
     options filled in, except those in ``explicit`` (given on the command line or in --config)."""
     policy = load_policy_file(path)
     opts = augment_options(policy)
+    teacher = _file_teacher(path)
+    if teacher is not None and policy.soft_labels:
+        opts["teacher"] = teacher
     out = dict(values)
     for key, value in opts.items():
         if key in explicit or key not in out:

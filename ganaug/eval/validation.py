@@ -68,6 +68,7 @@ def tune_policies(
     write_policy_file(
         out / "tuned_policy.json",
         tuned,
+        teacher=cfg.teacher,
         chosen_arm=choice["choice"],
         metric=metric,
         validation=choice["means"],
