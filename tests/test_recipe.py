@@ -238,3 +238,33 @@ def test_measured_defaults_dcgan_g64_mode_seeking_ttur_and_no_color_augment(tmp_
     )
     seed_cfg = yaml.safe_load((seed.run_dir / "config.yaml").read_text())
     assert seed_cfg["mode_seeking"] == 0.0 and seed_cfg["lr_d"] == 2e-4  # the seed article's one rate
+
+
+def test_balance_classes_draws_every_class_equally_often_and_resumes_exactly(tmp_path):
+    """``balance_classes``: on 24/4/2 images the real batches (whose labels the fake batch takes)
+    hold each class about a third of the time; without it the rare class is ~1/15 of them. The
+    option is saved with the run, and a resumed run continues the same draws."""
+    from conftest import pattern_images
+
+    from ganaug.data import ImageDataset
+    from ganaug.training.config import TrainConfig
+    from ganaug.training.loop import Trainer
+
+    x, y = pattern_images([24, 4, 2], size=28, seed=0)
+    ds = ImageDataset(x, y, ["a", "b", "c"])
+    share = {}
+    for balance in (False, True):
+        cfg = TrainConfig(**{**TINY, "balance_classes": balance})
+        trainer = Trainer(cfg, ds, tmp_path / f"t{balance}", "t", quiet=True, progress=False)
+        torch.manual_seed(0)
+        labels = torch.cat([trainer._real_batch(500)[1] for _ in range(8)])
+        share[balance] = torch.bincount(labels, minlength=3).float() / len(labels)
+    assert share[False][2].item() == pytest.approx(2 / 30, abs=0.02)
+    assert share[True].tolist() == pytest.approx([1 / 3] * 3, abs=0.03)
+    opts = {**TINY, "log_every": 1, "checkpoint_every": 2, "balance_classes": True}
+    full = train(out=tmp_path / "full", dataset=ds, steps=4, **opts)
+    assert yaml.safe_load((full.run_dir / "config.yaml").read_text())["balance_classes"] is True
+    train(out=tmp_path / "half", dataset=ds, steps=2, **opts)
+    resumed = train(out=tmp_path / "half", resume=True, steps=4, explicit={"steps"})
+    rows_a, rows_b = read_results(full.run_dir), read_results(resumed.run_dir)
+    assert [r["loss_d"] for r in rows_a] == [r["loss_d"] for r in rows_b]

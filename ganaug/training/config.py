@@ -169,6 +169,12 @@ class TrainConfig:
     )
     mode_seeking: float = option(1.0, help="Mode-seeking regulariser weight (Mao et al. 2019; 0: off).")
     lecam: float = option(0.0, help="LeCam regularisation weight on D (0: off).")
+    balance_classes: bool = option(
+        False,
+        flags=("--balance-classes/--no-balance-classes",),
+        help="Draw the real batches (and so the classes G is asked for) class-balanced: every class "
+        "as often as the others, however few images it has (for imbalanced data).",
+    )
     time_budget: float | None = option(
         None,
         limit=positive(),
@@ -272,7 +278,7 @@ def validate(cfg: TrainConfig) -> None:
 _CHOICES = {"precision": PRECISIONS, "preset": (None, *PRESETS), "channels": (None, 1, 3)}
 _STRINGS = ("arch", "loss", "diffaugment", "device", "out")
 _OPTIONAL_STRINGS = ("data", "labels")
-_FLAGS = ("channels_last", "compile", "sync_bn")
+_FLAGS = ("channels_last", "compile", "sync_bn", "balance_classes")
 
 
 def check_types(cfg: TrainConfig) -> None:

@@ -167,6 +167,12 @@ class Trainer:
         else:
             self.images = torch.tensor(ds.images, device=self.device)  # uint8 NHWC, normalised per batch
             self.labels = torch.tensor(ds.labels, device=self.device)
+        # --balance-classes: each item drawn with probability 1 / (its class's count); fake batches
+        # take the real batch's labels, so G is asked for every class equally often too
+        self.draw_weights: torch.Tensor | None = None
+        if cfg.balance_classes:
+            counts = torch.bincount(self.labels, minlength=ds.num_classes).float()
+            self.draw_weights = (1.0 / counts.clamp(min=1.0))[self.labels]
         # D sees real and fake in one batch (larger convolutions, one spectral-norm power iteration
         # per D step instead of two) unless it normalises across the batch (BatchNorm), where mixing
         # real and fake would change what it computes.
@@ -218,7 +224,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- the step
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randint(0, self.images.shape[0], (n,), device=self.device)
+        if self.draw_weights is None:
+            idx = torch.randint(0, self.images.shape[0], (n,), device=self.device)
+        else:  # on the device, no host sync
+            idx = torch.multinomial(self.draw_weights, n, replacement=True)
         x = self.images[idx].permute(0, 3, 1, 2).float().mul_(1.0 / 127.5).sub_(1.0)
         return x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
