@@ -319,7 +319,6 @@ def test_augment_soft_labels_in_manifest_and_npz(tmp_path, generator):
     assert summary["soft_labels"] is True and "trained on the real data" in summary["teacher"]["classifier"]
 
 
-
 def test_augment_balanced_teacher_is_trained_with_class_balanced_batches(tmp_path, generator):
     """``--teacher balanced`` on imbalanced data: the soft labels are those of ganaug's classifier
     trained on DATA with class-balanced batches (same steps and seed), not of the plain one."""
@@ -333,7 +332,8 @@ def test_augment_balanced_teacher_is_trained_with_class_balanced_batches(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert "training the soft-label teacher (class-balanced batches) (10 steps)" in proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["teacher"]["classifier"] == "trained on the real data with class-balanced batches (10 steps)"
+    said = summary["teacher"]["classifier"]
+    assert said == "trained on the real data with class-balanced batches (10 steps)"
     with np.load(out / "data.npz") as npz:
         synthetic = npz["labels"].shape[0] - 20
         images, soft = npz["images"][20:], npz["soft_labels"][20:]
@@ -343,6 +343,7 @@ def test_augment_balanced_teacher_is_trained_with_class_balanced_batches(tmp_pat
     plain = train_classifier(x, y, 3, steps=10, seed=3, classes=CLASSES)
     np.testing.assert_allclose(soft, balanced.predict_proba(images), atol=1e-5)
     assert not np.allclose(soft, plain.predict_proba(images), atol=1e-3)
+
 
 def test_gan_aug_dataset_returns_soft_labels(data, generator):
     from ganaug.torch_dataset import GanAugDataset
@@ -438,7 +439,8 @@ def test_a_balanced_teacher_is_the_oversampling_classifier_and_labels_the_synthe
     subset = draw_subset(train, [8, 3, 5], 0)
     balanced = train_classifier(subset.images, subset.labels, 3, steps=8, batch_size=8, seed=0,
                                 draw_weight=class_balanced_weights(subset.labels, 3))  # fmt: skip
-    np.testing.assert_allclose(teacher.predict_proba(test.images), balanced.predict_proba(test.images), atol=1e-6)
+    expected = balanced.predict_proba(test.images)
+    np.testing.assert_allclose(teacher.predict_proba(test.images), expected, atol=1e-6)
     with np.load(seed_dir / "synthetic_soft" / "data.npz") as npz:
         images, soft = npz["images"], npz["soft_labels"]
     assert len(images) == 8  # "not majority": c1 (3) and c2 (5) up to 8

@@ -217,7 +217,6 @@ def test_policy_file_round_trip_into_augment(files, tmp_path):
         load_policy_file(bad)
 
 
-
 def test_a_policy_file_carries_the_teacher_it_was_chosen_with(files, tmp_path):
     """``eval uplift --tune --teacher balanced`` chose a soft-label policy with that teacher:
     ``augment --policy-file`` labels with the same kind of teacher unless --teacher says otherwise."""
@@ -235,6 +234,7 @@ def test_a_policy_file_carries_the_teacher_it_was_chosen_with(files, tmp_path):
     missing = tmp_path / "mine.onnx"
     proc = run_cli(*common, "--out", str(tmp_path / "a2"), "--teacher", str(missing))  # the flag wins
     assert proc.returncode == 2 and f"--teacher: file not found: {missing}" in proc.stderr
+
 
 def test_a_wrong_policy_file_gets_one_line_that_says_what_is_wrong(files, tmp_path):
     cases = {
