@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ganaug.eval.classifier_model import Classifier
     from ganaug.eval.classifier_train import train_classifier
     from ganaug.eval.onnx_classifier import OnnxClassifier
+    from ganaug.eval.policy import class_balanced_weights
     from ganaug.hookspecs import PluginOption
     from ganaug.runtime import OnnxGenerator, make_noise
 
@@ -40,6 +41,7 @@ _LAZY = {
     "OnnxClassifier": "ganaug.eval.onnx_classifier",
     "Classifier": "ganaug.eval.classifier_model",
     "train_classifier": "ganaug.eval.classifier_train",
+    "class_balanced_weights": "ganaug.eval.policy",
     "GanReplace": "ganaug.albu",
 }
 
@@ -57,6 +59,7 @@ __all__ = [
     "PluginError",
     "PluginOption",
     "UsageError",
+    "class_balanced_weights",
     "first_line",
     "hookimpl",
     "make_noise",

@@ -164,8 +164,9 @@ def _train_on_real(context: AugmentContext, balanced: bool = False) -> dict[str,
         raise UsageError(f"{what} needs real images of at least two classes to train on")
     extra: dict[str, Any] = {}
     if balanced:
-        counts = np.bincount(real.labels, minlength=len(context.classes)).astype(np.float64)
-        extra["draw_weight"] = 1.0 / counts[real.labels]
+        from ganaug.api import class_balanced_weights
+
+        extra["draw_weight"] = class_balanced_weights(real.labels, len(context.classes))
     context.echo(f"training {what} ({steps} steps)")
     clf = train_classifier(
         real.images,
