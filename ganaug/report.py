@@ -254,10 +254,12 @@ def _teacher_lines(settings: dict[str, Any]) -> list[str]:
     policies = settings.get("policies", [])
     if not any(p.get("soft_labels") or p.get("distill_real") for p in policies):
         return []
+    from ganaug.eval.spec import BALANCED_TEACHER
+
     teacher = settings.get("teacher")
     if teacher is None:
         what = "the real-only arm's classifier"
-    elif teacher == "balanced":
+    elif teacher == BALANCED_TEACHER:
         what = "a classifier trained on each seed's real images with class-balanced batches"
     else:
         what = f"`{teacher}`"

@@ -20,7 +20,7 @@ from ganaug.eval.policy import (
     mix_arrays,
     refresh_every,
 )
-from ganaug.eval.spec import UpliftConfig
+from ganaug.eval.spec import BALANCED_TEACHER, UpliftConfig
 
 
 def _classifier_opts(cfg: UpliftConfig) -> dict[str, Any]:
@@ -360,10 +360,6 @@ def real_classifier(
     )
 
 
-BALANCED_TEACHER = "balanced"
-"""``teacher`` value: a classifier trained on the real subset with class-balanced batches."""
-
-
 def seed_teacher(
     cfg: UpliftConfig,
     seed: int,
@@ -443,7 +439,6 @@ def seed_generator(
 
 
 __all__ = [
-    "BALANCED_TEACHER",
     "SeedContext",
     "generator_temperature",
     "policy_arms",

@@ -95,6 +95,10 @@ def _strategy(value: Any) -> str:
 COUNT = Limit(int, 1, BIG)
 
 
+#: ``--teacher`` value: a teacher trained on each seed's real images with class-balanced batches.
+BALANCED_TEACHER = "balanced"
+
+
 @dataclass
 class UpliftSpec:
     """``ganaug eval uplift``: does GAN augmentation help a classifier on ``data``?
@@ -387,6 +391,7 @@ class UpliftConfig:
 
 
 __all__ = [
+    "BALANCED_TEACHER",
     "CasSpec",
     "QualitySpec",
     "UpliftConfig",

@@ -278,6 +278,11 @@ def write_policy_file(
 def load_policy_file(path: str | os.PathLike[str]) -> Any:
     """A :class:`ganaug.eval.policy.MixPolicy` from a policy file (JSON or YAML: the ``policy`` mapping,
     or a bare mapping of MixPolicy fields)."""
+    return _read_policy_file(path)[0]
+
+
+def _read_policy_file(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The policy of a policy file and the file's whole mapping (its ``augment`` options included)."""
     import yaml
 
     from ganaug.eval.policy import MixPolicy
@@ -312,7 +317,7 @@ def load_policy_file(path: str | os.PathLike[str]) -> Any:
     if unknown:
         raise UsageError(f"policy file {path}: unknown policy field(s) {', '.join(unknown)}")
     try:
-        return MixPolicy(**fields)
+        return MixPolicy(**fields), body
     except UsageError as exc:
         raise UsageError(f"policy file {path}: {exc}") from None
 
@@ -375,26 +380,16 @@ def tune_markdown(report: dict[str, Any]) -> str:
     )
 
 
-def _file_teacher(path: str | os.PathLike[str]) -> str | None:
-    """The soft labels' teacher a policy file's ``augment`` options name (``None``: none)."""
-    import yaml
-
-    body = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    augment = body.get("augment") if isinstance(body, dict) else None
-    teacher = augment.get("teacher") if isinstance(augment, dict) else None
-    return None if teacher is None else str(teacher)
-
-
 def apply_policy_file(
     path: str | os.PathLike[str], values: dict[str, Any], explicit: set[str]
 ) -> dict[str, Any]:
     """``augment --policy-file``: ``values`` (augment option -> value) with the policy's augment
     options filled in, except those in ``explicit`` (given on the command line or in --config)."""
-    policy = load_policy_file(path)
+    policy, body = _read_policy_file(path)
     opts = augment_options(policy)
-    teacher = _file_teacher(path)
-    if teacher is not None and policy.soft_labels:
-        opts["teacher"] = teacher
+    written = body.get("augment")  # the teacher the policy was chosen with (write_policy_file)
+    if isinstance(written, dict) and written.get("teacher") is not None and policy.soft_labels:
+        opts["teacher"] = str(written["teacher"])
     out = dict(values)
     for key, value in opts.items():
         if key in explicit or key not in out:

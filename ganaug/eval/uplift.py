@@ -13,7 +13,6 @@ import numpy as np
 
 from ganaug.errors import UsageError
 from ganaug.eval.arms import (
-    BALANCED_TEACHER,
     SeedContext,
     generator_temperature,
     policy_arms,
@@ -31,7 +30,7 @@ from ganaug.eval.common import (
     per_class_counts,
 )
 from ganaug.eval.quality import quality_report
-from ganaug.eval.spec import UpliftConfig, UpliftSpec
+from ganaug.eval.spec import BALANCED_TEACHER, UpliftConfig, UpliftSpec
 from ganaug.eval.validation import policies_to_test, tune_policies
 from ganaug.fileio import atomic_path, atomic_write_json, atomic_write_text
 from ganaug.metrics import (
