@@ -165,6 +165,8 @@ def describe_policy_fields(p: dict[str, Any]) -> str:
         parts.append(f"confidence filter ≥ {p['min_confidence']}")
     if p.get("min_class_fidelity") is not None:
         parts.append(f"classes with fidelity < {p['min_class_fidelity']} withheld")
+    if p.get("balanced_filter"):
+        parts.append("filtered by a class-balanced classifier")
     if p.get("near_duplicate"):
         parts.append("near-duplicate filter")
     if p.get("curriculum", "none") != "none":

@@ -56,7 +56,8 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 DEFAULT_NEAR_DUPLICATE = 0.03
 DEFAULT_MIN_CLASS_FIDELITY = 0.8
 DEFAULT_FIDELITY_PROBE = 256
-#: ``--teacher`` value: a teacher trained on the real data with class-balanced batches.
+#: ``--teacher`` / ``--filter-classifier`` value: a classifier trained on the real data with
+#: class-balanced batches.
 BALANCED_TEACHER = "balanced"
 EMBED_SIZE = 16
 _CLASSIFIER_FILE = "an ONNX or ganaug .safetensors classifier"
@@ -67,7 +68,8 @@ OPTIONS = (
     ),
     PluginOption(
         "filter_classifier", None, str, path=True,
-        help=f"--filter confidence: {_CLASSIFIER_FILE} (default: train one on DATA).",
+        help=f"--filter confidence / class-fidelity: {_CLASSIFIER_FILE}, or '{BALANCED_TEACHER}': one "
+        "trained on DATA with class-balanced batches (for imbalanced data; default: train one on DATA).",
     ),
     PluginOption(
         "confidence_steps", DEFAULT_CONFIDENCE_STEPS, int, low=1, high=10**9,
@@ -139,27 +141,29 @@ def _setup_confidence(context: AugmentContext) -> dict[str, Any]:
     threshold = float(opts.get("min_confidence", DEFAULT_MIN_CONFIDENCE))
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--min-confidence must be between 0 and 1, got {threshold}")
-    if opts.get("filter_classifier"):
+    balanced = opts.get("filter_classifier") == BALANCED_TEACHER
+    if opts.get("filter_classifier") and not balanced:
         clf = load_filter_classifier(opts["filter_classifier"], context.classes)
         source = str(opts["filter_classifier"])
     else:
-        trained = _train_on_real(context)
+        trained = _train_on_real(context, balanced, "the confidence filter's classifier")
         clf, source = trained["classifier"], trained["source"]
-    return {"classifier": clf, "threshold": threshold, "source": source}
+    return {"classifier": clf, "threshold": threshold, "source": source, "balanced": balanced}
 
 
-def _train_on_real(context: AugmentContext, balanced: bool = False) -> dict[str, Any]:
+def _train_on_real(
+    context: AugmentContext, balanced: bool = False, role: str | None = None
+) -> dict[str, Any]:
     """ganaug's small CNN trained on the real data (``--confidence-steps``); ``balanced``: with
-    class-balanced batches, so it does not learn an imbalanced dataset's class prior."""
+    class-balanced batches, so it does not learn an imbalanced dataset's class prior. ``role``:
+    what it is for, in the progress line."""
     from ganaug.api import train_classifier
 
     real = context.real
     steps = int(context.options.get("confidence_steps", DEFAULT_CONFIDENCE_STEPS))
-    what = (
-        "the soft-label teacher (class-balanced batches)"
-        if balanced
-        else "the confidence filter's classifier"
-    )
+    what = role or ("the soft-label teacher" if balanced else "the confidence filter's classifier")
+    if balanced:
+        what += " (class-balanced batches)"
     if len(np.unique(real.labels)) < 2:
         raise UsageError(f"{what} needs real images of at least two classes to train on")
     extra: dict[str, Any] = {}
@@ -186,6 +190,9 @@ def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, 
     set up exactly as the confidence filter's would be (``--filter-classifier`` or trained)."""
     path = context.options.get("teacher")
     if path == BALANCED_TEACHER:
+        for shared in ("confidence", "class-fidelity"):  # a filter's class-balanced classifier
+            if state.get(shared, {}).get("balanced"):
+                return {"classifier": state[shared]["classifier"], "source": state[shared]["source"]}
         return _train_on_real(context, balanced=True)
     if path:
         return {"classifier": load_filter_classifier(path, context.classes, "--teacher"), "source": str(path)}

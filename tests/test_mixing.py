@@ -456,3 +456,84 @@ def test_a_balanced_teacher_is_the_oversampling_classifier_and_labels_the_synthe
     assert not (tmp_path / "p" / "seed_0" / "teacher_classifier.safetensors").exists()
     assert plain["arms"] == ["real", "oversample"]
     assert "Teacher of" not in (tmp_path / "p" / "report.md").read_text()
+
+
+def test_balanced_filter_gates_and_filters_with_a_class_balanced_classifier(data, generator, tmp_path):
+    """``balanced_filter``: the policy's confidence filter and class-fidelity gate use a classifier
+    trained on the seed's real images with class-balanced batches (the balanced teacher when the run
+    has one), not the real-only arm's, which has learned the imbalanced prior."""
+    from ganaug.eval.classifier_model import Classifier
+    from ganaug.eval.common import draw_subset
+    from ganaug.eval.policy import class_balanced_weights
+
+    train, test = data
+    gate = dict(strategy="not majority", balance=True, filter=True, min_confidence=0.3,
+                min_class_fidelity=0.0)  # fmt: skip
+    policies = [MixPolicy(name="plain", **gate), MixPolicy(name="bal", balanced_filter=True, **gate)]
+    opts = dict(imbalance=[8, 3, 5], seeds=[0], generator=generator, classifier_steps=8,
+                classifier_batch_size=8, quality=False)  # fmt: skip
+    uplift(train, test, out_dir=tmp_path / "u", policies=policies, **opts)
+    seed_dir = tmp_path / "u" / "seed_0"
+    path = seed_dir / "balanced_filter_classifier.safetensors"
+    subset = draw_subset(train, [8, 3, 5], 0)
+    balanced = train_classifier(subset.images, subset.labels, 3, steps=8, batch_size=8, seed=0,
+                                draw_weight=class_balanced_weights(subset.labels, 3))  # fmt: skip
+    np.testing.assert_allclose(
+        Classifier.load(path).predict_proba(test.images), balanced.predict_proba(test.images), atol=1e-6
+    )
+
+    def filter_classifiers(arm: str) -> set[str]:
+        settings = json.loads((seed_dir / f"synthetic_{arm}" / "summary.json").read_text())["filter_settings"]
+        return {settings["confidence"]["classifier"], settings["class-fidelity"]["classifier"]}
+
+    assert filter_classifiers("plain") == {str(seed_dir / "real_classifier.safetensors")}
+    assert filter_classifiers("bal") == {str(path)}
+    assert "filtered by a class-balanced classifier" in (tmp_path / "u" / "report.md").read_text()
+    # with a balanced teacher the run trains that classifier once
+    soft = MixPolicy(name="soft", strategy="not majority", balance=True, soft_labels=True)
+    uplift(train, test, out_dir=tmp_path / "t", policies=[policies[1], soft], teacher="balanced", **opts)
+    seed_dir = tmp_path / "t" / "seed_0"
+    assert not (seed_dir / "balanced_filter_classifier.safetensors").exists()
+    assert filter_classifiers("bal") == {str(seed_dir / "teacher_classifier.safetensors")}
+
+
+def test_balanced_filter_is_a_filter_setting_of_the_policy():
+    bal = MixPolicy.parse("name=b,strategy=1,min_class_fidelity=0.8,balanced_filter=true")
+    assert bal.augment_filters() == (
+        ["class-fidelity"],
+        {"min_class_fidelity": 0.8, "filter_classifier": "balanced"},
+    )
+    assert bal.synthetic_key() != MixPolicy(name="b", strategy=1, min_class_fidelity=0.8).synthetic_key()
+    assert bal.control().balanced_filter is False
+    with pytest.raises(UsageError, match="balanced_filter needs filter=true or min_class_fidelity"):
+        MixPolicy(name="x", strategy=1, balanced_filter=True)
+    with pytest.raises(UsageError, match="balanced_filter must be true or false"):
+        MixPolicy(name="x", strategy=1, filter=True, balanced_filter="yes")
+
+
+def test_augment_filter_classifier_balanced_filters_labels_and_is_shared(tmp_path, generator):
+    """``--filter-classifier balanced``: the filters' classifier is trained on DATA with
+    class-balanced batches; the soft labels come from it, and ``--teacher balanced`` reuses it."""
+    x, y = pattern_images([12, 3, 5], size=16, seed=2)
+    src = tmp_path / "train.npz"
+    np.savez(src, images=x, labels=y, classes=np.array(CLASSES))
+    said = "trained on the real data with class-balanced batches (10 steps)"
+    weights = 1.0 / np.bincount(y)[y]
+    balanced = train_classifier(x, y, 3, steps=10, seed=3, classes=CLASSES, draw_weight=weights)
+    for i, extra in enumerate(([], ["--teacher", "balanced"])):
+        out = tmp_path / f"aug{i}"
+        proc = run_cli("augment", str(src), "-g", str(generator), "--out", str(out), "--strategy", "1",
+                       "--format", "npz", "--filter", "confidence", "--min-confidence", "0",
+                       "--filter-classifier", "balanced", "--soft-labels", *extra, "--seed", "3",
+                       "-O", "confidence_steps=10")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        printed = proc.stdout + proc.stderr
+        assert printed.count("training the confidence filter's classifier (class-balanced batches)") == 1
+        assert "soft-label teacher" not in printed  # shared, not trained again
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["teacher"]["classifier"] == said
+        assert summary["filter_settings"]["confidence"]["classifier"] == said
+        with np.load(out / "data.npz") as npz:
+            images, soft = npz["images"][20:], npz["soft_labels"][20:]
+        assert len(images) == 20
+        np.testing.assert_allclose(soft, balanced.predict_proba(images), atol=1e-5)

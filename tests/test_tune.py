@@ -236,6 +236,23 @@ def test_a_policy_file_carries_the_teacher_it_was_chosen_with(files, tmp_path):
     assert proc.returncode == 2 and f"--teacher: file not found: {missing}" in proc.stderr
 
 
+def test_a_policy_file_with_a_balanced_filter_filters_with_one_in_augment(files, tmp_path):
+    """``balanced_filter`` is an augment setting of the policy: ``augment --policy-file`` gates
+    with a classifier trained with class-balanced batches unless --filter-classifier says otherwise."""
+    gated = MixPolicy(name="gated", strategy=0.5, min_class_fidelity=0.0, balanced_filter=True)
+    path = write_policy_file(tmp_path / "tuned_policy.json", gated)
+    assert json.loads(path.read_text())["augment"]["filter_classifier"] == "balanced"
+    common = ["augment", str(files["train"]), "-g", str(files["generator"]), "--policy-file", str(path),
+              "--format", "npz", "-O", "confidence_steps=10", "-q", "--json"]  # fmt: skip
+    proc = run_cli(*common, "--out", str(tmp_path / "a1"))
+    assert proc.returncode == 0, proc.stderr
+    gate = json.loads(proc.stdout)["filter_settings"]["class-fidelity"]
+    assert gate["classifier"] == "trained on the real data with class-balanced batches (10 steps)"
+    missing = tmp_path / "mine.onnx"
+    proc = run_cli(*common, "--out", str(tmp_path / "a2"), "--filter-classifier", str(missing))  # flag wins
+    assert proc.returncode == 2 and f"--filter-classifier: file not found: {missing}" in proc.stderr
+
+
 def test_a_wrong_policy_file_gets_one_line_that_says_what_is_wrong(files, tmp_path):
     cases = {
         "report.json": ('{"kind": "ganaug.uplift", "arms": [], "command": "x"}',

@@ -105,13 +105,19 @@ def _synthesize(
     soft_labels: bool = False,
     teacher: Path | None = None,
     gate_seed: int | None = None,
+    balanced_filter: Path | None = None,
 ) -> Synthetic:
     """GAN samples for ``policy`` through the augment pipeline (synthetic only, NPZ in ``out``);
     with ``soft_labels`` also the teacher's probabilities (``teacher``, else the filter classifier).
-    ``gate_seed``: the class-fidelity probe's seed (``None``: from ``seed``)."""
+    ``gate_seed``: the class-fidelity probe's seed (``None``: from ``seed``). ``balanced_filter``:
+    the filter classifier of a policy with ``balanced_filter`` (class-balanced batches)."""
     from ganaug.augment import augment_dataset
 
     filters, filter_options = policy.augment_filters()
+    if filter_options.pop("filter_classifier", None) is not None:  # balanced_filter
+        if balanced_filter is None:
+            raise ValueError(f"policy {policy.name!r}: balanced_filter needs a class-balanced classifier")
+        filter_classifier = balanced_filter
     if policy.min_class_fidelity is not None:  # one gate decision per seed, fresh pools included
         filter_options["fidelity_seed"] = gate_seed
     summary = augment_dataset(
@@ -186,6 +192,7 @@ class SeedContext:
     progress: bool
     say: Callable[[str], None]
     complain: Callable[[str], None]
+    balanced_filter_path: Path | None = None
 
 
 def policy_arms(
@@ -318,6 +325,7 @@ def _synth(ctx: SeedContext, policy: MixPolicy, out: Path, seed: int, soft: bool
         soft_labels=soft,
         teacher=ctx.teacher_path,
         gate_seed=ctx.seed,
+        balanced_filter=ctx.balanced_filter_path,
     )
 
 
@@ -375,7 +383,7 @@ def seed_teacher(
     ``work``, if one of ``policies`` learns from a teacher), else the real-only classifier. On
     imbalanced data the real-only classifier has learned the majority class's prior, and its soft
     labels pass that prior on."""
-    needed = any(p.soft_labels or p.distill_real for p in policies)
+    needed = _learns_from_teacher(policies)
     if cfg.teacher is None or (cfg.teacher == BALANCED_TEACHER and not needed):
         return real_clf, real_clf_path
     if cfg.teacher == BALANCED_TEACHER:
@@ -393,6 +401,31 @@ def seed_teacher(
     from ganaug.eval.classifier_model import Classifier
 
     return Classifier.load(path, cfg.device), path
+
+
+def _learns_from_teacher(policies: Sequence[MixPolicy]) -> bool:
+    return any(p.soft_labels or p.distill_real for p in policies)
+
+
+def seed_balanced_filter(
+    cfg: UpliftConfig,
+    seed: int,
+    real: Any,
+    work: Path,
+    progress: bool,
+    policies: Sequence[MixPolicy],
+    teacher_path: Path,
+) -> Path | None:
+    """The filter classifier of the policies with ``balanced_filter`` (``None`` when none has it):
+    the run's balanced teacher when it has one (``teacher_path``), else one trained here on ``real``
+    with class-balanced batches, saved in ``work``."""
+    if not any(p.balanced_filter for p in policies):
+        return None
+    if cfg.teacher == BALANCED_TEACHER and _learns_from_teacher(policies):
+        return teacher_path  # seed_teacher trained exactly this classifier
+    classes = list(real.classes)
+    clf = real_classifier(seed, real, classes, cfg, progress, "filter (class-balanced)", balance=True)
+    return clf.save(work / "balanced_filter_classifier.safetensors")
 
 
 def seed_generator(
@@ -443,6 +476,7 @@ __all__ = [
     "generator_temperature",
     "policy_arms",
     "real_classifier",
+    "seed_balanced_filter",
     "seed_generator",
     "seed_teacher",
     "thread_count_text",

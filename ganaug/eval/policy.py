@@ -14,6 +14,10 @@ import numpy as np
 from ganaug.errors import DataError, UsageError
 from ganaug.eval.common import is_number, yaml_value
 
+#: A classifier trained on the real data with class-balanced batches (``--teacher`` /
+#: ``--filter-classifier`` value; :attr:`MixPolicy.balanced_filter`).
+BALANCED_CLASSIFIER = "balanced"
+
 CURRICULA = ("none", "pretrain")
 
 
@@ -40,6 +44,11 @@ class MixPolicy:
     - ``min_class_fidelity``: the augment class-fidelity gate: classes whose samples the real-only
       arm's classifier recognises less often than this get no synthetic images (``None``: off). A
       withheld class keeps its share of the batches: its synthetic places go to its real images.
+    - ``balanced_filter``: the confidence filter and the class-fidelity gate use a classifier
+      trained on the real subset with class-balanced batches (the uplift ``teacher: balanced``
+      when there is one; ``augment --filter-classifier balanced``) instead of the real-only arm's.
+      On imbalanced data the real-only classifier has learned the majority class's prior and
+      rejects rare-class samples for it.
     - ``near_duplicate``: the augment near-duplicate filter (rejects copies of training images).
     - ``curriculum``: ``"none"`` (train on the mix) or ``"pretrain"`` (the first ``pretrain_fraction``
       of the steps on the synthetic images only, then fine-tune on the real subset).
@@ -77,6 +86,7 @@ class MixPolicy:
     filter: bool = False
     min_confidence: float = 0.9
     min_class_fidelity: float | None = None
+    balanced_filter: bool = False
     near_duplicate: bool = False
     curriculum: str = "none"
     pretrain_fraction: float = 0.5
@@ -122,7 +132,16 @@ class MixPolicy:
             "soft_weight",
         )
         optional = ("max_synthetic_ratio", "synthetic_share", "min_class_fidelity", "truncation")
-        switches = ("balance", "filter", "near_duplicate", "use_real", "soft_labels", "distill_real", "fresh")
+        switches = (
+            "balance",
+            "filter",
+            "balanced_filter",
+            "near_duplicate",
+            "use_real",
+            "soft_labels",
+            "distill_real",
+            "fresh",
+        )
         for key in (*required, *optional):
             value = getattr(self, key)
             if value is None and key in optional:
@@ -147,6 +166,8 @@ class MixPolicy:
             raise UsageError(f"soft_weight must be in (0, 1], got {self.soft_weight}")
         if self.soft_weight != 1 and not self.soft_labels:
             raise UsageError(f"policy {self.name!r}: soft_weight needs soft_labels=true")
+        if self.balanced_filter and not (self.filter or self.min_class_fidelity is not None):
+            raise UsageError(f"policy {self.name!r}: balanced_filter needs filter=true or min_class_fidelity")
         if self.refresh_steps is not None and self.refresh_steps < 1:
             raise UsageError(f"refresh_steps must be >= 1, got {self.refresh_steps}")
         special = self.soft_labels or self.distill_real or self.fresh or self.loss != "ce"
@@ -186,6 +207,7 @@ class MixPolicy:
             synthetic_share=None,
             filter=False,
             min_class_fidelity=None,
+            balanced_filter=False,
             near_duplicate=False,
             truncation=None,
             soft_labels=False,
@@ -208,6 +230,7 @@ class MixPolicy:
             self.filter,
             self.min_confidence if self.filter else None,
             self.min_class_fidelity,
+            self.balanced_filter,
             self.near_duplicate,
             self.truncation,
             temperature,
@@ -249,6 +272,8 @@ class MixPolicy:
         options: dict[str, Any] = {"min_confidence": self.min_confidence} if self.filter else {}
         if self.min_class_fidelity is not None:
             options["min_class_fidelity"] = self.min_class_fidelity
+        if self.balanced_filter:
+            options["filter_classifier"] = BALANCED_CLASSIFIER
         return names, options
 
     def picks_snapshot(self) -> bool:
@@ -427,6 +452,7 @@ def refresh_every(policy: MixPolicy, n_real: int, n_syn: int, batch_size: int) -
 
 
 __all__ = [
+    "BALANCED_CLASSIFIER",
     "CURRICULA",
     "LOSSES",
     "MixPolicy",

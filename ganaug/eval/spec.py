@@ -17,7 +17,7 @@ from typing import Any
 from ganaug import specs
 from ganaug.errors import UsageError
 from ganaug.eval.common import yaml_value
-from ganaug.eval.policy import CURRICULA, LOSSES, MixPolicy
+from ganaug.eval.policy import BALANCED_CLASSIFIER, CURRICULA, LOSSES, MixPolicy
 from ganaug.limits import BATCH, BIG, FRACTION, TEMPERATURE, TRUNCATION, UNIT, Limit
 from ganaug.specs import option
 
@@ -96,7 +96,7 @@ COUNT = Limit(int, 1, BIG)
 
 
 #: ``--teacher`` value: a teacher trained on each seed's real images with class-balanced batches.
-BALANCED_TEACHER = "balanced"
+BALANCED_TEACHER = BALANCED_CLASSIFIER
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ganaug.eval.arms import (
     generator_temperature,
     policy_arms,
     real_classifier,
+    seed_balanced_filter,
     seed_generator,
     seed_teacher,
     thread_count_text,
@@ -441,8 +442,20 @@ def _run_seed(
     )
 
     # arm(s) (b): real + GAN samples through the augment pipeline (and distillation controls)
+    balanced_filter = seed_balanced_filter(cfg, seed, subset, seed_dir, progress, cfg.policies, teacher_path)
     ctx = SeedContext(
-        seed, subset, k, gen_path, seed_dir, filter_path, teacher, teacher_path, progress, say, complain
+        seed,
+        subset,
+        k,
+        gen_path,
+        seed_dir,
+        filter_path,
+        teacher,
+        teacher_path,
+        progress,
+        say,
+        complain,
+        balanced_filter,
     )
 
     def score(clf: Any) -> dict[str, Any]:

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.eval.arms import SeedContext, policy_arms, real_classifier, seed_generator, seed_teacher
+from ganaug.eval.arms import (
+    SeedContext,
+    policy_arms,
+    real_classifier,
+    seed_balanced_filter,
+    seed_generator,
+    seed_teacher,
+)
 from ganaug.eval.common import draw_subset
 from ganaug.eval.policy import MixPolicy
 from ganaug.eval.spec import UpliftConfig
@@ -141,8 +148,20 @@ def tune_seed(
     real_clf = real_classifier(seed, tr, classes, cfg, progress, "tune: real only")
     filter_path = real_clf.save(work / "real_classifier.safetensors")
     teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path, tr, work, progress, candidates)
+    balanced_filter = seed_balanced_filter(cfg, seed, tr, work, progress, candidates, teacher_path)
     ctx = SeedContext(
-        seed, tr, len(classes), gen_path, work, filter_path, teacher, teacher_path, progress, say, complain
+        seed,
+        tr,
+        len(classes),
+        gen_path,
+        work,
+        filter_path,
+        teacher,
+        teacher_path,
+        progress,
+        say,
+        complain,
+        balanced_filter,
     )
 
     def score(clf: Any) -> dict[str, Any]:
