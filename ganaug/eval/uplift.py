@@ -442,20 +442,11 @@ def _run_seed(
     )
 
     # arm(s) (b): real + GAN samples through the augment pipeline (and distillation controls)
-    balanced_filter = seed_balanced_filter(cfg, seed, subset, seed_dir, progress, cfg.policies, teacher_path)
     ctx = SeedContext(
-        seed,
-        subset,
-        k,
-        gen_path,
-        seed_dir,
-        filter_path,
-        teacher,
-        teacher_path,
-        progress,
-        say,
-        complain,
-        balanced_filter,
+        seed, subset, k, gen_path, seed_dir, filter_path, teacher, teacher_path, progress, say, complain
+    )
+    ctx.balanced_filter_path = seed_balanced_filter(
+        cfg, seed, subset, seed_dir, progress, cfg.policies, teacher_path
     )
 
     def score(clf: Any) -> dict[str, Any]:

@@ -148,21 +148,10 @@ def tune_seed(
     real_clf = real_classifier(seed, tr, classes, cfg, progress, "tune: real only")
     filter_path = real_clf.save(work / "real_classifier.safetensors")
     teacher, teacher_path = seed_teacher(cfg, seed, real_clf, filter_path, tr, work, progress, candidates)
-    balanced_filter = seed_balanced_filter(cfg, seed, tr, work, progress, candidates, teacher_path)
     ctx = SeedContext(
-        seed,
-        tr,
-        len(classes),
-        gen_path,
-        work,
-        filter_path,
-        teacher,
-        teacher_path,
-        progress,
-        say,
-        complain,
-        balanced_filter,
+        seed, tr, len(classes), gen_path, work, filter_path, teacher, teacher_path, progress, say, complain
     )
+    ctx.balanced_filter_path = seed_balanced_filter(cfg, seed, tr, work, progress, candidates, teacher_path)
 
     def score(clf: Any) -> dict[str, Any]:
         predictions = clf.predict(val.images)
