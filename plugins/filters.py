@@ -186,21 +186,17 @@ def _train_on_real(
 
 
 def _setup_teacher(context: AugmentContext, state: dict[str, Any]) -> dict[str, Any]:
-    """``--soft-labels``' teacher: ``--teacher``, else the confidence filter's classifier, else one
-    set up exactly as the confidence filter's would be (``--filter-classifier`` or trained)."""
+    """``--soft-labels``' teacher: ``--teacher FILE``; else the filters' classifier (for ``--teacher
+    balanced`` only a class-balanced one), else one set up exactly as the confidence filter's would
+    be (``--filter-classifier`` or trained; for ``--teacher balanced`` trained class-balanced)."""
     path = context.options.get("teacher")
-    if path == BALANCED_TEACHER:
-        for shared in ("confidence", "class-fidelity"):  # a filter's class-balanced classifier
-            if state.get(shared, {}).get("balanced"):
-                return {"classifier": state[shared]["classifier"], "source": state[shared]["source"]}
-        return _train_on_real(context, balanced=True)
-    if path:
+    if path and path != BALANCED_TEACHER:
         return {"classifier": load_filter_classifier(path, context.classes, "--teacher"), "source": str(path)}
-    for shared in ("confidence", "class-fidelity"):  # the classifier one of the filters already has
-        if shared in state:
-            return {"classifier": state[shared]["classifier"], "source": state[shared]["source"]}
-    conf = _setup_confidence(context)
-    return {"classifier": conf["classifier"], "source": conf["source"]}
+    filters = state.get("confidence") or state.get("class-fidelity")  # both hold the one classifier
+    if path == BALANCED_TEACHER and not (filters and filters["balanced"]):
+        return _train_on_real(context, balanced=True)
+    filters = filters or _setup_confidence(context)
+    return {"classifier": filters["classifier"], "source": filters["source"]}
 
 
 # -- class fidelity -------------------------------------------------------------------------------
