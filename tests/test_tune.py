@@ -390,6 +390,7 @@ def test_the_validation_table_names_candidates_that_trained_exactly_as_another(f
                  tune_generator=files["generator"], tune=True, tune_grid=grid, classifier_steps=6,
                  classifier_batch_size=8, quality=False, echo=lines.append)  # fmt: skip
     assert not any(line.startswith("tuned:") for line in lines)  # no test phase: said once, at the end
+    assert "tune: 2 candidates as given (without --policy arms: the default grid): gan, gan-t1" in lines
     assert rep["tune"]["same_as"] == {"gan-t1": {"gan": [0, 1]}}
     assert rep["tune"]["validation"]["gan-t1"] == rep["tune"]["validation"]["gan"]
     md = (out / "report.md").read_text()

@@ -47,6 +47,12 @@ def tune_policies(
     from ganaug.eval.tune import choose_policy, reused_arms, tune_summary, write_policy_file
 
     candidates = _tune_candidates(cfg)
+    source = (
+        "as given (without --policy arms: the default grid)"
+        if cfg.tune_grid
+        else "from the default grid (--policy arms replace it)"
+    )
+    say(f"tune: {len(candidates)} candidates {source}: {', '.join(p.name for p in candidates)}")
     metric = "balanced_accuracy" if len(set(cfg.counts)) > 1 else "accuracy"
     scores: dict[str, list[float]] = {}
     by_name = {p.name: p for p in candidates}
