@@ -178,6 +178,28 @@ def test_default_grids_have_baselines_gated_arms_and_shared_controls():
     assert not any(p.filter for p in default_grid(True))  # ~10 candidates per kept image there
 
 
+def test_the_progress_line_names_the_candidates_and_where_they_come_from():
+    """``--policy`` arms replace the default grid: the first progress line says which it is."""
+    from ganaug.eval.spec import UpliftConfig
+    from ganaug.eval.validation import tune_candidates
+
+    balanced = UpliftConfig(counts=[6, 6], seeds=[0], policies=[])
+    grid, said = tune_candidates(balanced)
+    assert [p.name for p in grid] == [p.name for p in default_grid(False)]
+    assert (
+        said
+        == f"tune: {len(grid)} candidates from the default grid (--policy arms replace it): "
+        + ", ".join(p.name for p in grid)
+    )
+    mine = UpliftConfig(
+        counts=[6, 6], seeds=[0], tune_grid=[MixPolicy(name="a")], policies=[MixPolicy(name="b")]
+    )
+    grid, said = tune_candidates(mine)
+    assert said == "tune: 2 candidates as given (without --policy arms: the default grid): a, b"
+    imbalanced = UpliftConfig(counts=[9, 3], seeds=[0], policies=[])
+    assert tune_candidates(imbalanced)[0][0].name == "oversample"
+
+
 def test_policy_file_round_trip_into_augment(files, tmp_path):
     policy = MixPolicy(
         name="tuned", strategy=0.5, filter=True, min_confidence=0.3, soft_labels=True, min_class_fidelity=0.0

@@ -26,12 +26,20 @@ from ganaug.metrics import (
 )
 
 
-def _tune_candidates(cfg: UpliftConfig) -> list[MixPolicy]:
+def tune_candidates(cfg: UpliftConfig) -> tuple[list[MixPolicy], str]:
+    """The candidates of ``--tune`` -- ``tune_grid`` (from the CLI: the ``--policy`` arms), else the
+    default grid, plus any other ``policies`` -- and the progress line that names them and their
+    source (a ``--policy`` arm replaces the whole default grid, easy to do by accident)."""
     from ganaug.eval.tune import default_grid
 
-    grid = list(cfg.tune_grid) or default_grid(len(set(cfg.counts)) > 1)
+    if cfg.tune_grid:
+        grid, source = list(cfg.tune_grid), "as given (without --policy arms: the default grid)"
+    else:
+        grid = default_grid(len(set(cfg.counts)) > 1)
+        source = "from the default grid (--policy arms replace it)"
     names = {p.name for p in grid}
-    return grid + [p for p in cfg.policies if p.name not in names]
+    candidates = grid + [p for p in cfg.policies if p.name not in names]
+    return candidates, f"tune: {len(candidates)} candidates {source}: {', '.join(p.name for p in candidates)}"
 
 
 def tune_policies(
@@ -46,13 +54,8 @@ def tune_policies(
     Takes no test split: nothing here can look at it."""
     from ganaug.eval.tune import choose_policy, reused_arms, tune_summary, write_policy_file
 
-    candidates = _tune_candidates(cfg)
-    source = (
-        "as given (without --policy arms: the default grid)"
-        if cfg.tune_grid
-        else "from the default grid (--policy arms replace it)"
-    )
-    say(f"tune: {len(candidates)} candidates {source}: {', '.join(p.name for p in candidates)}")
+    candidates, named = tune_candidates(cfg)
+    say(named)
     metric = "balanced_accuracy" if len(set(cfg.counts)) > 1 else "accuracy"
     scores: dict[str, list[float]] = {}
     by_name = {p.name: p for p in candidates}
@@ -188,6 +191,7 @@ def policies_to_test(cfg: UpliftConfig, tuned: dict[str, Any]) -> list[MixPolicy
 
 __all__ = [
     "policies_to_test",
+    "tune_candidates",
     "tune_policies",
     "tune_seed",
     "validation_interval",
