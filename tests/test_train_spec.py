@@ -8,6 +8,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import run_cli, write_imagefolder
 
@@ -59,3 +60,33 @@ def test_saved_config_through_config_gives_the_same_spec(tmp_path: Path) -> None
     assert parse_spec(TrainConfig, ["--config", str(saved)], "train") == expected
     assert yaml.safe_load(saved.read_text()) == spec_to_config(expected)
     assert TrainConfig.from_dict(yaml.safe_load(saved.read_text())) == expected
+
+
+def _all_cli_flags() -> set[str]:
+    """Every option flag of every ganaug command and subcommand (from the click tree, no subprocess)."""
+    import click
+
+    from ganaug.cli import cli
+
+    flags: set[str] = set()
+    stack: list[tuple[click.Command, click.Context]] = [(cli, click.Context(cli))]
+    while stack:
+        command, ctx = stack.pop()
+        for param in command.params:
+            flags.update(param.opts + param.secondary_opts)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                stack.append((sub, click.Context(sub, parent=ctx, info_name=name)))
+    return flags
+
+
+def test_theory_option_map_names_only_real_flags() -> None:
+    theory = Path(__file__).resolve().parents[1] / "docs" / "theory.md"
+    if not theory.is_file():
+        pytest.skip("docs/ not present (installed package)")
+    table = theory.read_text(encoding="utf-8").split("## Option map", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", table))
+    assert {"--lecam", "--mode-seeking", "--balance-classes", "--no-minibatch-std"} <= named
+    unknown = sorted(named - _all_cli_flags())
+    assert not unknown, f"docs/theory.md's option map names flags no ganaug command has: {unknown}"
