@@ -248,7 +248,10 @@ def _temperature_note(report: dict[str, Any]) -> str:
     values = " / ".join(f"{t:g}" for _, t in temps)
     seeds = ", ".join(str(seed) for seed, _ in temps)
     plural = "s" if len(temps) > 1 else ""
-    return f"; sampled at temperature {values} (seed{plural} {seeds}) unless a policy names one"
+    return (
+        f"; sampled at temperature {values} (seed{plural} {seeds}) unless a policy names one or a "
+        "snapshot (which samples at its own)"
+    )
 
 
 def _teacher_lines(settings: dict[str, Any]) -> list[str]:
@@ -319,7 +322,8 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
         reused = _reused_note(report, p["name"])
-        lines.append(f"- `{p['name']}`: {what} — {describe_policy_fields(p)}.{reused}")
+        drawn = _snapshot_note(report, p["name"]) if p.get("checkpoint") not in (None, "last") else ""
+        lines.append(f"- `{p['name']}`: {what} — {describe_policy_fields(p)}.{drawn}{reused}")
     controlled: dict[str, list[str]] = {}  # a control shared by several arms is listed once
     for arm, ctl in report.get("controls", {}).items():
         controlled.setdefault(ctl, []).append(f"`{arm}`")
@@ -329,6 +333,24 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
             "distilled from the same teacher."
         )
     return lines
+
+
+def _snapshot_note(report: dict[str, Any], arm: str) -> str:
+    """ " Snapshot step 3000 / 2500 at temperature 0.8 / 0.8 (seeds 1, 2)." for an arm whose policy
+    names a checkpoint: the step it resolved to per seed and the temperature its images were drawn at."""
+    found = [
+        (r["seed"], syn.get("snapshot_step"), syn.get("temperature"))
+        for r in report.get("seeds", [])
+        for syn in [r.get("arms", {}).get(arm, {}).get("synthetic") or {}]
+        if syn.get("snapshot_step") is not None
+    ]
+    if not found:
+        return ""
+    steps = " / ".join(str(step) for _, step, _ in found)
+    temps = " / ".join("?" if t is None else f"{t:g}" for _, _, t in found)
+    seeds = ", ".join(str(seed) for seed, _, _ in found)
+    plural = "s" if len(found) > 1 else ""
+    return f" Snapshot step {steps} at temperature {temps} (seed{plural} {seeds})."
 
 
 def _reused_note(report: dict[str, Any], arm: str) -> str:

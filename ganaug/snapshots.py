@@ -55,6 +55,17 @@ def select_weights(source: str | Path, choice: str | int | None) -> Path:
     choice = parse_choice(choice)
     if choice is None or choice == "last":
         return Path(source)
+    entry = select_snapshot(source, choice)
+    path = Path(source) / "weights" / str(entry["file"])
+    if not path.is_file():
+        raise CheckpointError(f"{path}: snapshot listed in {INDEX_NAME} is missing")
+    return path
+
+
+def select_snapshot(source: str | Path, choice: str | int) -> dict[str, Any]:
+    """The index entry (step, file, ``val_fid``, temperature) that ``choice`` (``best`` or a step
+    number) names in run directory ``source``."""
+    choice = parse_choice(choice)
     run_dir = Path(source)
     if not run_dir.is_dir():
         raise UsageError(f"--checkpoint {choice} needs a run directory, got the file {source}")
@@ -73,7 +84,4 @@ def select_weights(source: str | Path, choice: str | int | None) -> Path:
             steps = ", ".join(str(e.get("step")) for e in entries)
             raise UsageError(f"{run_dir}: no snapshot at step {choice}; kept steps: {steps}")
         entry = found[0]
-    path = run_dir / "weights" / str(entry["file"])
-    if not path.is_file():
-        raise CheckpointError(f"{path}: snapshot listed in {INDEX_NAME} is missing")
-    return path
+    return entry

@@ -217,6 +217,32 @@ def test_checkpoint_field_selects_the_snapshot(gens: dict[str, Path], tmp_path: 
     augment_dataset(real, run, tmp_path / "last", temperature=1.3, **opts)
     assert np.array_equal(syn.images, np.load(tmp_path / "direct" / "data.npz")["images"])
     assert not np.array_equal(syn.images, np.load(tmp_path / "last" / "data.npz")["images"])
+    assert syn.info["snapshot_step"] == 4 and syn.info["temperature"] == 1.3  # what the report shows
+    last = _synthesize(MixPolicy(name="l", strategy=1.0), real, run, tmp_path / "l", 0, None, False, print)  # type: ignore[arg-type]
+    assert "snapshot_step" not in last.info and last.info["temperature"] == 1.0
+
+
+def test_uplift_report_names_the_snapshot_each_seed_resolved_to() -> None:
+    from ganaug.report import uplift_markdown
+
+    arm = {"accuracy": {"mean": 50.0, "std": 0.0}, "balanced_accuracy": {"mean": 50.0, "std": 0.0}}
+    seeds = [
+        {"seed": s, "gan": {"temperature": 0.6}, "arms": {
+            "real": {"n_train": 10, "train_seconds": 1.0},
+            "b": {"n_train": 20, "train_seconds": 1, "synthetic": {"snapshot_step": step, "temperature": t}},
+        }}
+        for s, step, t in ((0, 10000, 0.6), (1, 3000, 0.8))
+    ]  # fmt: skip
+    settings = {"counts": [5, 5], "seeds": [0, 1], "classifier_steps": 10, "classifier_batch_size": 8,
+                "hflip": False, "generator": "g/seed{seed}", "gan_options": {},
+                "policies": [{"name": "b", "strategy": 1, "checkpoint": "best"}]}  # fmt: skip
+    per_class = {**arm, "per_class_accuracy": [40.0, 60.0]}
+    report = {"settings": settings, "classes": ["a", "b"], "arms": ["real", "b"], "paired": {"b": arm},
+              "summary": {"real": per_class, "b": per_class}, "seeds": seeds, "wall_seconds": 1}  # fmt: skip
+    md = uplift_markdown(report)
+    assert "- `b`: real subset + GAN samples — strategy 1, snapshot best. Snapshot step 10000 / 3000 at " \
+        "temperature 0.6 / 0.8 (seeds 0, 1)." in md  # fmt: skip
+    assert "unless a policy names one or a snapshot (which samples at its own)" in md
 
 
 def test_uplift_refuses_a_snapshot_policy_on_an_onnx_generator_before_any_work(

@@ -158,7 +158,12 @@ def _synthesize(
         "rejected": summary.get("rejected", {}),
         "shortfall": summary.get("shortfall", {}),
         "withheld": {c: int(w["planned"]) for c, w in summary.get("withheld", {}).items() if w["planned"]},
+        "temperature": float(summary.get("temperature", 1.0)),  # what the images were drawn at
     }
+    if policy.picks_snapshot():  # which step `best` (or a step) named for this seed's run
+        from ganaug.snapshots import select_snapshot
+
+        info["snapshot_step"] = int(select_snapshot(generator, policy.checkpoint)["step"])
     drawn = sum(info["candidates"].values())
     info["acceptance_rate"] = (len(images) / drawn) if drawn else None
     if info["withheld"]:
