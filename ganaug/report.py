@@ -336,7 +336,7 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
 
 
 def _snapshot_note(report: dict[str, Any], arm: str) -> str:
-    """ " Snapshot step 3000 / 2500 at temperature 0.8 / 0.8 (seeds 1, 2)." for an arm whose policy
+    """ " Drawn from step 3000 / 2500 at temperature 0.8 / 0.8 (seeds 1, 2)." for an arm whose policy
     names a checkpoint: the step it resolved to per seed and the temperature its images were drawn at."""
     found = [
         (r["seed"], syn.get("snapshot_step"), syn.get("temperature"))
@@ -350,7 +350,7 @@ def _snapshot_note(report: dict[str, Any], arm: str) -> str:
     temps = " / ".join("?" if t is None else f"{t:g}" for _, _, t in found)
     seeds = ", ".join(str(seed) for seed, _, _ in found)
     plural = "s" if len(found) > 1 else ""
-    return f" Snapshot step {steps} at temperature {temps} (seed{plural} {seeds})."
+    return f" Drawn from step {steps} at temperature {temps} (seed{plural} {seeds})."
 
 
 def _reused_note(report: dict[str, Any], arm: str) -> str:

@@ -240,7 +240,7 @@ def test_uplift_report_names_the_snapshot_each_seed_resolved_to() -> None:
     report = {"settings": settings, "classes": ["a", "b"], "arms": ["real", "b"], "paired": {"b": arm},
               "summary": {"real": per_class, "b": per_class}, "seeds": seeds, "wall_seconds": 1}  # fmt: skip
     md = uplift_markdown(report)
-    assert "- `b`: real subset + GAN samples — strategy 1, snapshot best. Snapshot step 10000 / 3000 at " \
+    assert "- `b`: real subset + GAN samples — strategy 1, snapshot best. Drawn from step 10000 / 3000 at " \
         "temperature 0.6 / 0.8 (seeds 0, 1)." in md  # fmt: skip
     assert "unless a policy names one or a snapshot (which samples at its own)" in md
 
