@@ -322,7 +322,7 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
         no_gan = str(p.get("strategy")) in ("0", "0.0")
         what = "real subset only (no GAN samples)" if no_gan else "real subset + GAN samples"
         reused = _reused_note(report, p["name"])
-        drawn = _snapshot_note(report, p["name"]) if p.get("checkpoint") not in (None, "last") else ""
+        drawn = _snapshot_note(report, p["name"])
         lines.append(f"- `{p['name']}`: {what} — {describe_policy_fields(p)}.{drawn}{reused}")
     controlled: dict[str, list[str]] = {}  # a control shared by several arms is listed once
     for arm, ctl in report.get("controls", {}).items():
@@ -337,7 +337,8 @@ def _arms_section(report: dict[str, Any]) -> list[str]:
 
 def _snapshot_note(report: dict[str, Any], arm: str) -> str:
     """ " Drawn from step 3000 / 2500 at temperature 0.8 / 0.8 (seeds 1, 2)." for an arm whose policy
-    names a checkpoint: the step it resolved to per seed and the temperature its images were drawn at."""
+    names a checkpoint (its seeds record ``snapshot_step``; nothing otherwise): the step it resolved to
+    per seed and the temperature its images were drawn at."""
     found = [
         (r["seed"], syn.get("snapshot_step"), syn.get("temperature"))
         for r in report.get("seeds", [])
@@ -347,7 +348,7 @@ def _snapshot_note(report: dict[str, Any], arm: str) -> str:
     if not found:
         return ""
     steps = " / ".join(str(step) for _, step, _ in found)
-    temps = " / ".join("?" if t is None else f"{t:g}" for _, _, t in found)
+    temps = " / ".join(f"{t:g}" for _, _, t in found)
     seeds = ", ".join(str(seed) for seed, _, _ in found)
     plural = "s" if len(found) > 1 else ""
     return f" Drawn from step {steps} at temperature {temps} (seed{plural} {seeds})."

@@ -123,6 +123,33 @@ def tree_digest(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def uplift_report_skeleton(seeds: list[dict], policies: list[dict] | None = None) -> dict:
+    """The smallest uplift report ``ganaug.report.uplift_markdown`` renders: two classes, every arm
+    of ``seeds[0]`` at 50% accuracy (``seeds``: per-seed entries whose arms carry ``n_train`` and
+    ``train_seconds``)."""
+    arms = list(seeds[0]["arms"])
+    score = {"accuracy": {"mean": 50.0, "std": 0.0}, "balanced_accuracy": {"mean": 50.0, "std": 0.0}}
+    settings = {
+        "counts": [5, 5],
+        "seeds": [s["seed"] for s in seeds],
+        "classifier_steps": 10,
+        "classifier_batch_size": 8,
+        "hflip": False,
+        "generator": "g.onnx",
+        "gan_options": {},
+        "policies": policies or [],
+    }
+    return {
+        "settings": settings,
+        "classes": ["a", "b"],
+        "arms": arms,
+        "summary": {arm: {**score, "per_class_accuracy": [40.0, 60.0]} for arm in arms},
+        "paired": {arm: score for arm in arms if arm != "real"},
+        "seeds": seeds,
+        "wall_seconds": 1.0,
+    }
+
+
 def export_random_generator(folder: Path, classes: list[str], size: int, seed: int, run_id: str) -> Path:
     """A random-weights conditional mlp generator (z_dim 8, gray) exported to ``folder/g.onnx``."""
     from ganaug.export import export_generator

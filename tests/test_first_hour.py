@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, export_random_generator, run_cli
+from conftest import REPO, export_random_generator, run_cli, uplift_report_skeleton
 
 from ganaug.augment import augment_dataset
 from ganaug.data import load_dataset
@@ -209,18 +209,9 @@ def test_fill_best_never_takes_near_duplicates(tmp_path: Path, gen: Path):
 def test_uplift_report_says_one_seed_when_there_is_one():
     from ganaug.report import uplift_markdown
 
-    arm = {"accuracy": {"mean": 50.0, "std": 0.0}, "balanced_accuracy": {"mean": 50.0, "std": 0.0}}
-    report = {
-        "settings": {"counts": [5, 5], "seeds": [0], "classifier_steps": 10, "classifier_batch_size": 8},
-        "classes": ["a", "b"],
-        "arms": ["real"],
-        "summary": {"real": {**arm, "per_class_accuracy": [40.0, 60.0]}},
-        "paired": {},
-        "seeds": [{"seed": 0, "arms": {"real": {"n_train": 10, "train_seconds": 1.0}}}],
-        "wall_seconds": 1.0,
-    }
-    report["settings"] |= {"hflip": False, "generator": "g.onnx", "gan_options": {}, "policies": []}
-    md = uplift_markdown(report)
+    md = uplift_markdown(
+        uplift_report_skeleton([{"seed": 0, "arms": {"real": {"n_train": 10, "train_seconds": 1.0}}}])
+    )
     assert "## Per-class accuracy (%, one seed)" in md and "mean over seeds" not in md
 
 

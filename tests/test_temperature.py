@@ -15,6 +15,7 @@ from conftest import (
     rewrite_onnx_props,
     run_cli,
     save_random_generator,
+    uplift_report_skeleton,
 )
 
 from ganaug.augment import augment_dataset
@@ -226,7 +227,6 @@ def test_checkpoint_field_selects_the_snapshot(gens: dict[str, Path], tmp_path: 
 def test_uplift_report_names_the_snapshot_each_seed_resolved_to() -> None:
     from ganaug.report import uplift_markdown
 
-    arm = {"accuracy": {"mean": 50.0, "std": 0.0}, "balanced_accuracy": {"mean": 50.0, "std": 0.0}}
     seeds = [
         {"seed": s, "gan": {"temperature": 0.6}, "arms": {
             "real": {"n_train": 10, "train_seconds": 1.0},
@@ -234,13 +234,7 @@ def test_uplift_report_names_the_snapshot_each_seed_resolved_to() -> None:
         }}
         for s, step, t in ((0, 10000, 0.6), (1, 3000, 0.8))
     ]  # fmt: skip
-    settings = {"counts": [5, 5], "seeds": [0, 1], "classifier_steps": 10, "classifier_batch_size": 8,
-                "hflip": False, "generator": "g/seed{seed}", "gan_options": {},
-                "policies": [{"name": "b", "strategy": 1, "checkpoint": "best"}]}  # fmt: skip
-    per_class = {**arm, "per_class_accuracy": [40.0, 60.0]}
-    report = {"settings": settings, "classes": ["a", "b"], "arms": ["real", "b"], "paired": {"b": arm},
-              "summary": {"real": per_class, "b": per_class}, "seeds": seeds, "wall_seconds": 1}  # fmt: skip
-    md = uplift_markdown(report)
+    md = uplift_markdown(uplift_report_skeleton(seeds, [{"name": "b", "strategy": 1, "checkpoint": "best"}]))
     assert "- `b`: real subset + GAN samples — strategy 1, snapshot best. Drawn from step 10000 / 3000 at " \
         "temperature 0.6 / 0.8 (seeds 0, 1)." in md  # fmt: skip
     assert "unless a policy names one or a snapshot (which samples at its own)" in md
